@@ -1,0 +1,135 @@
+"""What every segmentation backend returns, and the images made from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from generation.imaging import as_rgb_array, bbox_of_mask
+
+__all__ = [
+    "LOCK_ALPHA_THRESHOLD",
+    "ModelNotInstalled",
+    "SegmentationError",
+    "SegmentationResult",
+    "Segmenter",
+    "cutout_rgba",
+    "lock_mask_image",
+    "result_from_alpha",
+]
+
+#: A pixel is locked (copied verbatim from the photo into every output) only when the matte
+#: says it is unambiguously product. 0.98 rather than 1.0 because matting leaves a little
+#: noise inside solid products; anything softer than this is a boundary pixel that the
+#: compositor blends instead, so a mis-estimated edge can never be frozen into the output.
+LOCK_ALPHA_THRESHOLD = 0.98
+
+
+class SegmentationError(RuntimeError):
+    """The segmenter could not produce a cutout for this image."""
+
+
+class ModelNotInstalled(SegmentationError):
+    """A model-backed segmenter was asked for a model whose weights are not on disk."""
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentationResult:
+    """A cutout: soft matte, hard lock mask, decontaminated colours and quality signals.
+
+    Attributes:
+        alpha: ``float32 (H, W)`` in ``[0, 1]``; the soft matte.
+        mask: ``bool (H, W)``; the hard product mask, ``alpha >= LOCK_ALPHA_THRESHOLD``.
+            This is the lock region: these pixels reach every output unchanged.
+        foreground: ``uint8 (H, W, 3)``; product colours with the old background removed
+            from edge pixels. Inside ``mask`` it equals the photo exactly.
+        bbox: ``(x0, y0, x1, y1)`` of ``alpha > 0`` (exclusive ends), ``None`` if empty.
+        coverage: fraction of the frame covered by the matte (mean of ``alpha``).
+        edge_confidence: ``0..1``; how well the boundary is supported by image evidence.
+        confident: the backend's own verdict; ``False`` asks for a human look.
+        backend: backend name, e.g. ``"studio"`` or ``"rembg:u2net"``.
+        version: backend version string, stored with the cutout for reproducibility.
+        notes: short machine-readable reasons behind ``confident`` (e.g. ``"touches-border"``).
+    """
+
+    alpha: np.ndarray
+    mask: np.ndarray
+    foreground: np.ndarray
+    bbox: tuple[int, int, int, int] | None
+    coverage: float
+    edge_confidence: float
+    confident: bool
+    backend: str
+    version: str
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the photo."""
+        return int(self.alpha.shape[1]), int(self.alpha.shape[0])
+
+
+class Segmenter(Protocol):
+    """A backend that cuts the product out of a photo."""
+
+    name: str
+    version: str
+
+    def segment(self, image: Image.Image | np.ndarray) -> SegmentationResult:
+        """Segment ``image`` (PIL image or ``uint8 (H, W, 3)`` array)."""
+        ...
+
+
+def result_from_alpha(
+    *,
+    image: np.ndarray,
+    alpha: np.ndarray,
+    foreground: np.ndarray,
+    edge_confidence: float,
+    backend: str,
+    version: str,
+    notes: tuple[str, ...] = (),
+    min_edge_confidence: float = 0.5,
+) -> SegmentationResult:
+    """Build a :class:`SegmentationResult` from a matte, deriving mask, bbox and coverage.
+
+    Forces ``foreground == image`` inside the hard mask, so that the lock region of a
+    cutout is always the photo's own decoded pixels whatever decontamination did.
+    """
+    alpha = np.clip(alpha.astype(np.float32, copy=False), 0.0, 1.0)
+    mask = alpha >= LOCK_ALPHA_THRESHOLD
+    foreground = np.where(mask[:, :, None], image, foreground).astype(np.uint8)
+    bbox = bbox_of_mask(alpha > 0)
+    coverage = float(alpha.mean(dtype=np.float64))
+    notes_list = list(notes)
+    if not mask.any():
+        notes_list.append("empty")
+    if edge_confidence < min_edge_confidence:
+        notes_list.append("weak-edges")
+    return SegmentationResult(
+        alpha=alpha,
+        mask=mask,
+        foreground=foreground,
+        bbox=bbox,
+        coverage=coverage,
+        edge_confidence=float(edge_confidence),
+        confident=not notes_list,
+        backend=backend,
+        version=version,
+        notes=tuple(notes_list),
+    )
+
+
+def cutout_rgba(result: SegmentationResult) -> Image.Image:
+    """The cutout as an RGBA PIL image: decontaminated colours + the soft matte."""
+    a = np.round(result.alpha * 255.0).astype(np.uint8)
+    rgba = np.dstack([as_rgb_array(result.foreground), a])
+    return Image.fromarray(rgba, mode="RGBA")
+
+
+def lock_mask_image(result: SegmentationResult) -> Image.Image:
+    """The hard lock mask as an ``L`` PIL image: 255 = locked product, 0 = not locked."""
+    return Image.fromarray(result.mask.astype(np.uint8) * 255, mode="L")
