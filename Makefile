@@ -1,0 +1,43 @@
+# The two commands: `make run` and `make test`. Both set up what they need first and reuse it
+# on the next call (the stamp files below change only when pyproject.toml does).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: run test worker migrate clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.deps-run: pyproject.toml | $(PY)
+	$(PY) -m pip install $(PIP_QUIET) -e '.[ml]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c "import django, celery, torch, diffusers"
+	touch $@
+
+$(VENV)/.deps-test: pyproject.toml | $(PY)
+	$(PY) -m pip install $(PIP_QUIET) -e '.[ml,dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c "import django, celery, torch, diffusers, pytest, playwright"
+	touch $@
+
+migrate: $(VENV)/.deps-run
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	@$(PY) manage.py seed_demo
+	@echo ""
+	@echo "Vitrine is starting on http://127.0.0.1:$(PORT)/  (Ctrl-C stops the web server and the worker)"
+	@echo ""
+	@trap 'kill 0' EXIT INT TERM; \
+	$(PY) -m celery -A config worker -Q cpu,gpu,io --concurrency 2 --loglevel INFO & \
+	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
+
+worker: $(VENV)/.deps-run
+	$(PY) -m celery -A config worker -Q cpu,gpu,io --loglevel INFO
+
+test: $(VENV)/.deps-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf var staticfiles .pytest_cache

@@ -1,0 +1,46 @@
+"""One error format for the whole API:
+
+    {"error": {"code": "file_too_large", "message": "…", "fields": {"file": ["…"]}}}
+"""
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from catalog.uploads import UploadRejected
+
+
+def _first_message(detail) -> str:
+    if isinstance(detail, dict):
+        for value in detail.values():
+            return _first_message(value)
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def error_response(*, code: str, message: str, http_status: int, fields: dict | None = None) -> Response:
+    body = {"error": {"code": code, "message": message}}
+    if fields:
+        body["error"]["fields"] = fields
+    return Response(body, status=http_status)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, UploadRejected):
+        return error_response(code=exc.code, message=exc.message, http_status=status.HTTP_400_BAD_REQUEST, fields={"file": [exc.message]})
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, Http404):
+        return error_response(code="not_found", message=str(exc) or "Not found.", http_status=status.HTTP_404_NOT_FOUND)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        response.data = {"error": {"code": "invalid", "message": _first_message(exc.detail), "fields": fields}}
+    else:
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        response.data = {"error": {"code": codes if isinstance(codes, str) else "error", "message": _first_message(response.data)}}
+    return response

@@ -1,0 +1,210 @@
+"""Workspaces, the people in them, products, photos, and the job rows behind background work."""
+from __future__ import annotations
+
+from django.contrib.auth.base_user import BaseUserManager
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create(self, email: str, password: str | None, **extra) -> "User":
+        if not email:
+            raise ValueError("An email address is required")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra) -> "User":
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> "User":
+        extra.update(is_staff=True, is_superuser=True)
+        return self._create(email, password, **extra)
+
+
+class User(AbstractUser):
+    """A person; signs in with an email address."""
+
+    username = None
+    email = models.EmailField("email address", unique=True)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = UserManager()
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Workspace(models.Model):
+    """One merchant business: the tenant every other row belongs to."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    BRAND_MANAGER = "brand_manager", "Brand manager"
+    MERCHANT = "merchant", "Merchant"
+
+
+class Membership(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+
+class Product(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="products")
+    title = models.CharField(max_length=255)
+    handle = models.SlugField(max_length=255)
+    sku = models.CharField(max_length=100, blank=True)
+    storefront_product_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "handle"], name="product_unique_handle"),
+            models.UniqueConstraint(
+                fields=["workspace", "storefront_product_id"],
+                condition=~Q(storefront_product_id=""),
+                name="product_unique_storefront_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ImageFormat(models.TextChoices):
+    JPEG = "JPEG", "JPEG"
+    PNG = "PNG", "PNG"
+    WEBP = "WEBP", "WebP"
+
+
+class ProductPhoto(models.Model):
+    """An uploaded photo. `original` is the merchant's bytes, untouched, named by sha256;
+    `working` is the decoded, upright, size-capped copy every worker reads."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="photos")
+    product = models.ForeignKey(Product, on_delete=models.SET_NULL, null=True, blank=True, related_name="photos")
+    uploaded_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    original = models.FileField(max_length=255)
+    original_sha256 = models.CharField(max_length=64)
+    original_name = models.CharField(max_length=255)
+    original_format = models.CharField(max_length=8, choices=ImageFormat.choices)
+    original_bytes = models.PositiveBigIntegerField()
+    original_width = models.PositiveIntegerField()
+    original_height = models.PositiveIntegerField()
+    working = models.FileField(max_length=255)
+    working_sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    has_alpha = models.BooleanField(default=False)
+    thumbnail = models.FileField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "original_sha256"], name="photo_unique_content"),
+        ]
+        indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+    @property
+    def status(self) -> str:
+        """processing while any job runs; failed if the newest job of a kind failed; else
+        ready. Reads `jobs` (prefetched newest first by the selectors: no query per photo)."""
+        jobs = list(self.jobs.all())
+        if any(job.status in ACTIVE_JOB_STATUSES for job in jobs):
+            return "processing"
+        newest_by_kind: dict[str, Job] = {}
+        for job in jobs:
+            newest_by_kind.setdefault(job.kind, job)
+        if any(job.status == JobStatus.FAILED for job in newest_by_kind.values()):
+            return "failed"
+        return "ready"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class JobKind(models.TextChoices):
+    THUMBNAIL = "thumbnail", "Thumbnail"
+
+
+class Job(models.Model):
+    """The truth about one piece of background work on a photo."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="jobs")
+    photo = models.ForeignKey(ProductPhoto, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=20, choices=JobKind.choices)
+    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # At most one live job of a kind per photo: a double click or a retried request
+            # cannot start the same work twice.
+            models.UniqueConstraint(
+                fields=["photo", "kind"],
+                condition=Q(status__in=["queued", "running"]),
+                name="job_one_active_per_kind",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_at_most_100"),
+        ]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_JOB_STATUSES
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.status})"
+
+
+class WorkerHeartbeat(models.Model):
+    """Written by each Celery worker every few seconds; /healthz reads it (works with every
+    broker, including the filesystem one, which cannot answer a broadcast ping)."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    queues = models.JSONField(default=list)
+    seen_at = models.DateTimeField()

@@ -1,0 +1,78 @@
+"""Every read, scoped to the caller's workspace. A row of another workspace is not found."""
+from __future__ import annotations
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+
+from .models import ACTIVE_JOB_STATUSES, Job, Membership, Product, ProductPhoto, User, Workspace
+
+
+def membership_for(*, user: User, workspace_slug: str | None = None) -> Membership | None:
+    """The caller's membership: the named workspace, else their first one."""
+    if not user.is_authenticated:
+        return None
+    memberships = Membership.objects.select_related("workspace").filter(user=user).order_by("created_at", "pk")
+    if workspace_slug:
+        memberships = memberships.filter(workspace__slug=workspace_slug)
+    return memberships.first()
+
+
+def _get(queryset: QuerySet, pk) -> object:
+    try:
+        return queryset.get(pk=int(pk))
+    except (queryset.model.DoesNotExist, ValueError, TypeError):
+        raise Http404(f"No {queryset.model._meta.verbose_name} with id {pk}") from None
+
+
+def product_list(*, workspace: Workspace, search: str | None = None) -> QuerySet[Product]:
+    products = Product.objects.filter(workspace=workspace)
+    if search:
+        products = products.filter(Q(title__icontains=search) | Q(sku__icontains=search) | Q(handle__icontains=search))
+    return products
+
+
+def product_get(*, workspace: Workspace, product_id) -> Product:
+    return _get(Product.objects.filter(workspace=workspace), product_id)
+
+
+def _with_jobs(photos: QuerySet[ProductPhoto]) -> QuerySet[ProductPhoto]:
+    # One query for every photo's jobs, newest first, however long the page.
+    return photos.select_related("product").prefetch_related(
+        Prefetch("jobs", queryset=Job.objects.order_by("-created_at", "-pk"))
+    )
+
+
+def photo_list(
+    *, workspace: Workspace, product_id=None, unassigned: bool = False, processing: bool | None = None
+) -> QuerySet[ProductPhoto]:
+    photos = ProductPhoto.objects.filter(workspace=workspace)
+    if product_id is not None:
+        photos = photos.filter(product_id=product_id)
+    if unassigned:
+        photos = photos.filter(product__isnull=True)
+    if processing is True:
+        photos = photos.filter(jobs__status__in=ACTIVE_JOB_STATUSES).distinct()
+    elif processing is False:
+        photos = photos.exclude(jobs__status__in=ACTIVE_JOB_STATUSES)
+    return _with_jobs(photos)
+
+
+def photo_get(*, workspace: Workspace, photo_id) -> ProductPhoto:
+    return _get(_with_jobs(ProductPhoto.objects.filter(workspace=workspace)), photo_id)
+
+
+def photos_processing(*, workspace: Workspace) -> bool:
+    return Job.objects.filter(workspace=workspace, status__in=ACTIVE_JOB_STATUSES).exists()
+
+
+def job_list(*, workspace: Workspace, photo_id=None, status: str | None = None) -> QuerySet[Job]:
+    jobs = Job.objects.filter(workspace=workspace)
+    if photo_id is not None:
+        jobs = jobs.filter(photo_id=photo_id)
+    if status:
+        jobs = jobs.filter(status=status)
+    return jobs
+
+
+def job_get(*, workspace: Workspace, job_id) -> Job:
+    return _get(Job.objects.filter(workspace=workspace), job_id)

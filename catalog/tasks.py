@@ -1,0 +1,54 @@
+"""Thin Celery entry points: take ids, re-fetch, guard, call a service."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError
+
+from config.celery import Queue
+
+from .models import Job
+from .services import job_fail, job_progress, job_requeue, job_start, job_succeed, photo_thumbnail_make
+
+logger = logging.getLogger(__name__)
+
+# Failures worth another try: the database or storage blinked. Everything else is a fact
+# about the input and fails the job at once with its reason.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+MAX_RETRIES = 3
+
+USER_ERROR = "Something went wrong while processing this photo. Try again; if it keeps failing, contact support."
+
+
+def run_job(task: Task, job_id: int, work: Callable[[Job, Callable[[int], None]], None]) -> Job | None:
+    """Drive one job row through running → succeeded/failed around `work`, retrying only
+    transient errors, with backoff, a bounded number of times."""
+    job = job_start(job_id=job_id)
+    if job is None:
+        logger.info("catalog.job.skipped", extra={"job_id": job_id})
+        return None
+    logger.info("catalog.job.started", extra={"job_id": job.pk, "kind": job.kind})
+    try:
+        work(job, lambda p: job_progress(job=job, progress=p))
+    except TRANSIENT_ERRORS as exc:
+        if task.request.retries >= MAX_RETRIES:
+            job_fail(job=job, error=USER_ERROR)
+            logger.exception("catalog.job.failed", extra={"job_id": job.pk})
+            return job
+        job_requeue(job=job)
+        raise task.retry(exc=exc, countdown=2 ** task.request.retries, max_retries=MAX_RETRIES)
+    except Exception as exc:
+        job_fail(job=job, error=getattr(exc, "message", None) or USER_ERROR)
+        logger.exception("catalog.job.failed", extra={"job_id": job.pk})
+        return job
+    job_succeed(job=job)
+    logger.info("catalog.job.succeeded", extra={"job_id": job.pk})
+    return job
+
+
+@shared_task(bind=True, queue=Queue.CPU.value, acks_late=True)
+def photo_thumbnail_task(self: Task, job_id: int) -> None:
+    """Make a photo's thumbnail."""
+    run_job(self, job_id, lambda job, progress: photo_thumbnail_make(photo=job.photo, progress=progress))

@@ -1,0 +1,67 @@
+"""GET /healthz: is each part of Vitrine answering? 200 when the database, broker and storage
+are; workers are reported (a web node can be healthy while workers restart)."""
+import time
+import uuid
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+def _timed(check):
+    started = time.perf_counter()
+    try:
+        detail = check()
+        result = {"ok": True}
+        if detail:
+            result.update(detail)
+    except Exception as exc:
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result
+
+
+def _database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"vendor": connection.vendor}
+
+
+def _broker():
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+        return {"transport": conn.transport_cls if isinstance(conn.transport_cls, str) else conn.transport.driver_type}
+
+
+def _storage():
+    name = default_storage.save(f"healthz/{uuid.uuid4().hex}", ContentFile(b"ok"))
+    default_storage.delete(name)
+    return {"backend": settings.STORAGE_BACKEND}
+
+
+def _workers():
+    from catalog.models import WorkerHeartbeat
+
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.VITRINE_WORKER_STALE_SECONDS)
+    alive = list(WorkerHeartbeat.objects.filter(seen_at__gte=cutoff).values("hostname", "queues", "seen_at"))
+    if not alive:
+        raise RuntimeError("no worker has reported in the last %d s" % settings.VITRINE_WORKER_STALE_SECONDS)
+    return {"count": len(alive), "workers": [{"hostname": w["hostname"], "queues": w["queues"]} for w in alive]}
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    checks = {"database": _timed(_database), "broker": _timed(_broker), "storage": _timed(_storage)}
+    checks["workers"] = _timed(_workers) if checks["database"]["ok"] else {"ok": False, "error": "database unavailable"}
+    core_ok = all(checks[name]["ok"] for name in ("database", "broker", "storage"))
+    body = {"status": "ok" if core_ok and checks["workers"]["ok"] else ("degraded" if core_ok else "down"), "checks": checks}
+    return JsonResponse(body, status=200 if core_ok else 503)

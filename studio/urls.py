@@ -1,0 +1,15 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+from django.views.generic import RedirectView
+
+from . import views
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="products", permanent=False)),
+    path("login/", auth_views.LoginView.as_view(template_name="studio/login.html", redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("products/", views.products, name="products"),
+    path("products/photos/", views.photo_grid, name="photo-grid"),
+    path("photos/<int:photo_id>/", views.photo_detail, name="photo-detail"),
+    path("photos/<int:photo_id>/jobs/", views.photo_jobs, name="photo-jobs"),
+]

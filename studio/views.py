@@ -1,0 +1,61 @@
+"""Server-rendered pages. They read through selectors and write through the API or services;
+no logic of their own."""
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseForbidden
+from django.shortcuts import render
+
+from catalog import selectors
+
+
+def workspace_page(view):
+    """Signed in, and acting in one of the caller's workspaces (request.workspace)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        membership = selectors.membership_for(user=request.user, workspace_slug=request.session.get("workspace"))
+        if membership is None:
+            return HttpResponseForbidden("Your account does not belong to a workspace yet. Ask an owner to invite you.")
+        request.membership, request.workspace = membership, membership.workspace
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _grid_context(request):
+    product = request.GET.get("product") or None
+    photos = selectors.photo_list(workspace=request.workspace, product_id=product)[:200]
+    return {
+        "photos": photos,
+        "processing": any(photo.status == "processing" for photo in photos),
+        "selected_product": product,
+    }
+
+
+@workspace_page
+def products(request):
+    context = _grid_context(request)
+    context["products"] = selectors.product_list(workspace=request.workspace, search=request.GET.get("q"))
+    context["max_upload_mb"] = settings.VITRINE_UPLOAD_MAX_BYTES // (1024 * 1024)
+    context["nav"] = "products"
+    return render(request, "studio/products.html", context)
+
+
+@workspace_page
+def photo_grid(request):
+    return render(request, "studio/_photo_grid.html", _grid_context(request))
+
+
+@workspace_page
+def photo_detail(request, photo_id: int):
+    photo = selectors.photo_get(workspace=request.workspace, photo_id=photo_id)
+    return render(request, "studio/photo.html", {"photo": photo})
+
+
+@workspace_page
+def photo_jobs(request, photo_id: int):
+    photo = selectors.photo_get(workspace=request.workspace, photo_id=photo_id)
+    return render(request, "studio/_photo_jobs.html", {"photo": photo})
