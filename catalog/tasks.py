@@ -7,8 +7,6 @@ from typing import Callable
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from config.celery import Queue
-
 from .models import Job
 from .services import job_fail, job_progress, job_requeue, job_start, job_succeed, photo_thumbnail_make
 
@@ -48,7 +46,7 @@ def run_job(task: Task, job_id: int, work: Callable[[Job, Callable[[int], None]]
     return job
 
 
-@shared_task(bind=True, queue=Queue.CPU.value, acks_late=True)
+@shared_task(bind=True, acks_late=True)
 def photo_thumbnail_task(self: Task, job_id: int) -> None:
     """Make a photo's thumbnail."""
     run_job(self, job_id, lambda job, progress: photo_thumbnail_make(photo=job.photo, progress=progress))

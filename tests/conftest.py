@@ -1,15 +1,23 @@
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from catalog.models import Role
+from catalog.models import Role, WorkerHeartbeat
+from config.celery import app
 from tests.factories import MembershipFactory, WorkspaceFactory
 
 CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_collection_modifyitems(config, items):
@@ -79,3 +87,59 @@ def api(user) -> APIClient:
 @pytest.fixture
 def other_api(other_membership) -> APIClient:
     return _client_for(other_membership.user)
+
+
+# A real Celery worker over Redis (tests marked integration) ---------------------------------
+
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def worker(transactional_db):
+    """A Celery worker process consuming every queue from Redis, on the test database."""
+    import redis
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no message left from an earlier run
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.CELERY_BROKER_URL,
+        "VITRINE_VAR_DIR": str(settings.VAR_DIR),
+        "VITRINE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "cpu,gpu,io", "-P", "solo",
+         "-n", "integration@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    app.conf.task_always_eager = False
+    try:
+        wait_for(lambda: WorkerHeartbeat.objects.filter(hostname__startswith="integration@").exists() or process.poll() is not None, 90, "the worker's heartbeat")
+        assert process.poll() is None, process.stdout.read()
+        yield process
+    finally:
+        app.conf.task_always_eager = True
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+

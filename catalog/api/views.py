@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -45,7 +45,7 @@ class AuthTokenView(APIView):
         data.is_valid(raise_exception=True)
         user = authenticate(request, email=data.validated_data["email"].lower(), password=data.validated_data["password"])
         if user is None or not user.is_active:
-            raise AuthenticationFailed("That email and password do not match an account.")
+            raise ValidationError("That email and password do not match an account.", code="invalid_credentials")
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 

@@ -152,6 +152,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = Queue.CPU.value
 CELERY_TASK_QUEUES = [KombuQueue(q.value, routing_key=q.value) for q in Queue]
+# Which queue each task runs on, in one table.
+CELERY_TASK_ROUTES = {
+    "catalog.tasks.photo_thumbnail_task": {"queue": Queue.CPU.value},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -46,4 +46,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The in-process worker: tasks run on commit, in the test's own process. The integration
 # marker switches this off and runs a real worker over Redis.
 CELERY_TASK_ALWAYS_EAGER = True
+STATIC_ROOT = f"{_tmp}/static"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405

@@ -1,0 +1,68 @@
+import subprocess
+import sys
+
+import pytest
+from django.utils import timezone
+
+from catalog.services import worker_heartbeat_record
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_reports_each_part_and_a_missing_worker(client):
+    response = client.get("/healthz")
+
+    body = response.json()
+    assert response.status_code == 200
+    assert {name: check["ok"] for name, check in body["checks"].items()} == {
+        "database": True,
+        "broker": True,
+        "storage": True,
+        "workers": False,
+    }
+    assert body["status"] == "degraded"
+
+
+def test_healthz_is_ok_with_a_fresh_worker_heartbeat(client):
+    worker_heartbeat_record(hostname="celery@gpu-1", queues=["gpu"])
+
+    body = client.get("/healthz").json()
+
+    assert body["status"] == "ok"
+    assert body["checks"]["workers"]["workers"] == [{"hostname": "celery@gpu-1", "queues": ["gpu"]}]
+
+
+def test_healthz_ignores_a_stale_heartbeat(client, settings):
+    from catalog.models import WorkerHeartbeat
+
+    WorkerHeartbeat.objects.create(hostname="celery@old", queues=["cpu"], seen_at=timezone.now() - timezone.timedelta(minutes=10))
+
+    assert client.get("/healthz").json()["checks"]["workers"]["ok"] is False
+
+
+def test_healthz_is_503_when_storage_fails(client, monkeypatch):
+    from django.core.files.storage import default_storage
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(default_storage, "save", refuse)
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "down"
+    assert response.json()["checks"]["storage"]["error"] == "PermissionError: read-only file system"
+
+
+def test_the_web_process_never_imports_torch():
+    code = (
+        "import os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings.local');"
+        "import django; django.setup();"
+        "from django.urls import get_resolver; get_resolver().url_patterns;"
+        "import config.wsgi;"
+        "print('torch' in sys.modules, 'diffusers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+
+    assert out.stdout.strip() == "False False"
