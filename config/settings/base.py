@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import environ
+from kombu import Exchange
 from kombu import Queue as KombuQueue
 
 from config.celery import Queue
@@ -70,6 +71,14 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'vitrine.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded default has a web server and a worker writing to one file: WAL lets readers
+    # run beside a writer, IMMEDIATE takes the write lock up front instead of failing late.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -139,10 +148,13 @@ REDIS_URL = env("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 if not REDIS_URL:
     _broker_dir = VAR_DIR / "broker"
+    for _folder in ("out", "processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -151,7 +163,7 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = Queue.CPU.value
-CELERY_TASK_QUEUES = [KombuQueue(q.value, routing_key=q.value) for q in Queue]
+CELERY_TASK_QUEUES = [KombuQueue(q.value, Exchange(q.value), routing_key=q.value) for q in Queue]
 # Which queue each task runs on, in one table.
 CELERY_TASK_ROUTES = {
     "catalog.tasks.photo_thumbnail_task": {"queue": Queue.CPU.value},
