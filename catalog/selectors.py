@@ -1,7 +1,7 @@
 """Every read, scoped to the caller's workspace. A row of another workspace is not found."""
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from .models import ACTIVE_JOB_STATUSES, Job, Membership, Product, ProductPhoto, User, Workspace
@@ -31,6 +31,14 @@ def product_list(*, workspace: Workspace, search: str | None = None) -> QuerySet
     return products
 
 
+def product_list_with_cover(*, workspace: Workspace, search: str | None = None) -> QuerySet[Product]:
+    """Products with `photo_count` and `cover_photo_id` (the newest photo with a thumbnail)."""
+    cover = ProductPhoto.objects.filter(product=OuterRef("pk")).exclude(thumbnail="").order_by("-created_at", "-pk")
+    return product_list(workspace=workspace, search=search).annotate(
+        photo_count=Count("photos"), cover_photo_id=Subquery(cover.values("pk")[:1])
+    )
+
+
 def product_get(*, workspace: Workspace, product_id) -> Product:
     return _get(Product.objects.filter(workspace=workspace), product_id)
 
@@ -45,6 +53,7 @@ def _with_jobs(photos: QuerySet[ProductPhoto]) -> QuerySet[ProductPhoto]:
 def photo_list(
     *, workspace: Workspace, product_id=None, unassigned: bool = False, processing: bool | None = None
 ) -> QuerySet[ProductPhoto]:
+    """The workspace's photos, newest first, with product and jobs loaded."""
     photos = ProductPhoto.objects.filter(workspace=workspace)
     if product_id is not None:
         photos = photos.filter(product_id=product_id)

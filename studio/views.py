@@ -27,18 +27,18 @@ def workspace_page(view):
 
 def _grid_context(request):
     product = request.GET.get("product") or None
-    photos = selectors.photo_list(workspace=request.workspace, product_id=product)[:200]
+    photos = list(selectors.photo_list(workspace=request.workspace, product_id=product)[:200])
     return {
         "photos": photos,
         "processing": any(photo.status == "processing" for photo in photos),
-        "selected_product": product,
+        "grid_query": request.GET.urlencode(),
     }
 
 
 @workspace_page
 def products(request):
     context = _grid_context(request)
-    context["products"] = selectors.product_list(workspace=request.workspace, search=request.GET.get("q"))
+    context["products"] = selectors.product_list_with_cover(workspace=request.workspace, search=request.GET.get("q"))
     context["max_upload_mb"] = settings.VITRINE_UPLOAD_MAX_BYTES // (1024 * 1024)
     context["nav"] = "products"
     return render(request, "studio/products.html", context)
