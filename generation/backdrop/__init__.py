@@ -1,0 +1,1 @@
+"""backdrop-mini: Vitrine's bundled CPU scene model (procedural data, model, pipeline)."""

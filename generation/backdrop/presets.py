@@ -1,0 +1,65 @@
+"""Scene presets and brand palettes understood by backdrop-mini.
+
+The preset list is part of the trained model: its order fixes the class ids the network was
+trained with, so new presets mean retraining (append, never reorder).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ScenePresetSpec:
+    """How a preset lays out a scene: the backdrop shape and the surface texture."""
+
+    name: str
+    layout: str  # "sweep" (no horizon), "wall_floor" or "table_top" (horizon line)
+    wall_texture: str  # texture family drawn on the wall / whole sweep
+    floor_texture: str  # texture family drawn below the horizon (same as wall for sweeps)
+
+
+PRESETS: tuple[ScenePresetSpec, ...] = (
+    ScenePresetSpec("studio-white", "sweep", "paper", "paper"),
+    ScenePresetSpec("studio-colour", "wall_floor", "paper", "paper"),
+    ScenePresetSpec("marble", "table_top", "paper", "marble"),
+    ScenePresetSpec("wood", "table_top", "paper", "wood"),
+    ScenePresetSpec("concrete", "wall_floor", "concrete", "concrete"),
+    ScenePresetSpec("linen", "sweep", "linen", "linen"),
+    ScenePresetSpec("pastel-sweep", "sweep", "paper", "paper"),
+)
+PRESET_NAMES: tuple[str, ...] = tuple(p.name for p in PRESETS)
+
+
+def preset_id(name: str) -> int:
+    """The class id the network was trained with for ``name``."""
+    try:
+        return PRESET_NAMES.index(name)
+    except ValueError:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESET_NAMES)}") from None
+
+
+def normalize_palette(palette: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Return the palette as a (3, 3) float32 array of sRGB values in [0, 1].
+
+    Accepts 2 or 3 colours, each either 0–255 integers or 0–1 floats. Colour 1 is the wall /
+    backdrop, colour 2 the floor / surface, colour 3 an accent (pastel glow, marble veins);
+    a 2-colour palette reuses colour 2 as the accent, which is also how the model was trained
+    on a share of its palettes.
+    """
+    arr = np.asarray(palette, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 3 or not 2 <= arr.shape[0] <= 3:
+        raise ValueError(f"palette must be 2 or 3 RGB colours, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or arr.min() < 0:
+        raise ValueError("palette values must be finite and non-negative")
+    # Integers (or anything above 1) are read as 0–255 bytes.
+    if np.issubdtype(np.asarray(palette).dtype, np.integer) or arr.max() > 1.0:
+        if arr.max() > 255:
+            raise ValueError("palette values above 255")
+        arr = arr / 255.0
+    if arr.shape[0] == 2:
+        arr = np.concatenate([arr, arr[1:2]], axis=0)
+    return arr.astype(np.float32)

@@ -1,0 +1,61 @@
+"""The scene models Vitrine knows: name → backend → local folder.
+
+Models are only ever loaded from a local folder (users may run offline). The folder root is
+``$VITRINE_MODELS_DIR`` when set, else ``generation/models/`` in the repository, where the
+bundled backdrop-mini ships. Backends are imported lazily so that reading the registry never
+imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its ``backend`` decides how ``folder`` (under the models root) loads."""
+
+    name: str
+    backend: str
+    folder: str
+
+    @property
+    def path(self) -> Path:
+        return models_dir() / self.folder
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(name="backdrop-mini", backend="backdrop", folder="backdrop-mini"),
+    )
+}
+
+
+def models_dir() -> Path:
+    """Root folder of all model folders (read at call time, so tests can point it elsewhere)."""
+    return Path(os.environ.get("VITRINE_MODELS_DIR") or DEFAULT_MODELS_DIR)
+
+
+def get_model(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}") from None
+
+
+def load_pipeline(name: str) -> Any:
+    """Load the named model's pipeline from its local folder."""
+    spec = get_model(name)
+    if not spec.path.is_dir():
+        raise FileNotFoundError(f"model {name!r} expects its files in {spec.path}")
+    if spec.backend == "backdrop":
+        from generation.backdrop.pipeline import BackdropPipeline
+
+        return BackdropPipeline.from_pretrained(spec.path)
+    raise ValueError(f"model {name!r} has unknown backend {spec.backend!r}")
