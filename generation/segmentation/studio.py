@@ -1,0 +1,467 @@
+"""The weight-free ``studio`` segmenter for product photos on plain or studio backgrounds.
+
+How it works (each step at the resolution where it is cheap enough):
+
+1. **Working resolution.** The photo is shrunk (area resampling) to about
+   ``work_pixels`` pixels; steps 2-5 run there.
+2. **Background model.** A smooth quadratic colour surface per channel is fitted by robust
+   least squares to a strip along the frame border (so white, grey, pastel and gradient sweeps
+   are all "plain"); the residuals give a per-channel noise level. Border pixels that the
+   product covers are rejected as outliers.
+3. **Evidence.** Every pixel is compared with the model twice: total distance, and distance
+   after the best brightness scaling of the background (``I ~ k B``). A cast shadow is darker
+   background with the same chroma (small scaled distance, ``k < 1``) so it is *not* product
+   evidence; strong chroma, brighter-than-background or near-black pixels are. White-on-white
+   products differ from the background only by shading, so *sharp* edges (gradient large
+   relative to local contrast: a shadow's edge is soft) also count as product evidence.
+4. **Seeds.** Background-like and shadow-like pixels reachable from the border without
+   crossing product evidence are background; regions enclosed by product evidence are product,
+   except background-coloured islands (the hole of a handle shows background and stays
+   background).
+5. **Graph cut.** ``cv2.grabCut`` refines the seeds on a crop around the product.
+6. **Full-resolution boundary band.** Only tiles crossed by the boundary are visited at full
+   resolution: local background (shadow included) and product colours are interpolated from
+   the working resolution and the matte is solved per pixel from the compositing equation
+   (:func:`generation.matting.known_background_alpha`); where product and background colours
+   are too close for that (white on white) a guided filter snaps the upsampled mask to the
+   photo's edges. Edge colours are decontaminated with the same background estimate.
+
+Confidence: ``edge_confidence`` is the fraction of the boundary backed by colour contrast or a
+sharp edge; the result is marked not ``confident`` (with ``notes``) for weak edges, a busy
+border, a product touching much of the frame edge, or a tiny/huge product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from generation.imaging import as_rgb_array, downscale_to_pixels
+from generation.matting import (
+    decontaminate,
+    guided_filter,
+    known_background_alpha,
+    normalized_blur,
+    snap_alpha,
+)
+from generation.segmentation.base import SegmentationResult, result_from_alpha
+
+__all__ = ["BackgroundModel", "StudioSegmenter", "fit_background"]
+
+VERSION = "studio-1.0"
+
+_TILE = 256
+_K3 = np.ones((3, 3), np.uint8)
+
+
+@dataclass(frozen=True, eq=False)
+class BackgroundModel:
+    """A smooth background: per-channel quadratic surface over normalized frame coordinates.
+
+    ``coeffs`` is ``(6, 3)`` for the basis ``1, x, y, x^2, xy, y^2`` with ``x, y`` in
+    ``[0, 1]`` (pixel centres); ``noise`` is the per-channel residual sigma in levels;
+    ``inlier_fraction`` the share of border pixels the surface explains.
+    """
+
+    coeffs: np.ndarray
+    noise: np.ndarray
+    inlier_fraction: float
+
+    def evaluate(
+        self, *, width: int, height: int, box: tuple[int, int, int, int] | None = None
+    ) -> np.ndarray:
+        """The modelled background over ``box`` (``x0, y0, x1, y1``) of a ``width x height``
+        frame, as ``float32 (h, w, 3)``."""
+        x0, y0, x1, y1 = box if box is not None else (0, 0, width, height)
+        x = ((np.arange(x0, x1, dtype=np.float32) + 0.5) / width)[None, :]
+        y = ((np.arange(y0, y1, dtype=np.float32) + 0.5) / height)[:, None]
+        out = np.empty((y1 - y0, x1 - x0, 3), np.float32)
+        for c in range(3):
+            k = self.coeffs[:, c].astype(np.float32)
+            out[:, :, c] = k[0] + k[1] * x + k[2] * y + k[3] * x * x + k[4] * x * y + k[5] * y * y
+        return out
+
+
+def _basis(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    return np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
+
+
+def fit_background(image: np.ndarray, *, border_fraction: float = 0.03) -> BackgroundModel:
+    """Fit a :class:`BackgroundModel` to the border strip of ``image`` (``uint8 (H, W, 3)``).
+
+    Iteratively reweighted: pixels far from the current fit (the product touching the border,
+    dust) are dropped before refitting, so a product that crosses one edge does not bend the
+    surface.
+    """
+    h, w = image.shape[:2]
+    b = max(2, int(round(border_fraction * min(h, w))))
+    strip = np.zeros((h, w), bool)
+    strip[:b] = strip[-b:] = True
+    strip[:, :b] = strip[:, -b:] = True
+    ys, xs = np.nonzero(strip)
+    vals = image[ys, xs].astype(np.float64)
+    basis = _basis((xs + 0.5) / w, (ys + 0.5) / h)
+    inliers = np.ones(len(vals), bool)
+    coeffs = np.zeros((6, 3))
+    for _ in range(4):
+        coeffs, *_ = np.linalg.lstsq(basis[inliers], vals[inliers], rcond=None)
+        residual = np.abs(vals - basis @ coeffs).max(axis=1)
+        sigma = 1.4826 * np.median(residual[inliers])
+        inliers = residual < max(4.0 * sigma, 6.0)
+        if inliers.sum() < 6:
+            inliers = np.ones(len(vals), bool)
+            break
+    res = vals[inliers] - basis[inliers] @ coeffs
+    noise = np.maximum(1.4826 * np.median(np.abs(res), axis=0), 0.5)
+    return BackgroundModel(
+        coeffs=coeffs, noise=noise.astype(np.float32), inlier_fraction=float(inliers.mean())
+    )
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    bg_like: np.ndarray
+    bg_exact: np.ndarray
+    shadow_like: np.ndarray
+    strong: np.ndarray
+    sharp: np.ndarray
+    core: np.ndarray
+    barrier: np.ndarray
+
+
+class StudioSegmenter:
+    """Cut a product out of a studio-style photo without any model weights.
+
+    Args:
+        work_pixels: pixel budget of the working resolution (steps 1-5 in the module doc).
+        grabcut_iterations: iterations of ``cv2.grabCut``; 0 skips the graph cut.
+    """
+
+    name = "studio"
+    version = VERSION
+
+    def __init__(self, *, work_pixels: int = 160_000, grabcut_iterations: int = 2) -> None:
+        self.work_pixels = work_pixels
+        self.grabcut_iterations = grabcut_iterations
+
+    # -- public ----------------------------------------------------------------------------
+    def segment(self, image: Image.Image | np.ndarray) -> SegmentationResult:
+        """Segment ``image`` (PIL image or ``uint8 (H, W, 3)``); see the module docstring."""
+        full = as_rgb_array(image)
+        small, factor = downscale_to_pixels(full, self.work_pixels)
+        model = fit_background(small)
+        small_f = small.astype(np.float32)
+        bg_small = model.evaluate(width=small.shape[1], height=small.shape[0])
+        evidence = self._evidence(small_f, bg_small, model)
+        seeds, leak_ratio = self._seeds(evidence)
+        mask_small = self._graph_cut(small, seeds)
+        mask_small = self._clean(mask_small, evidence)
+
+        notes: list[str] = []
+        # A border the smooth model cannot explain (a scene, clutter, heavy texture) is not a
+        # studio backdrop: either many outliers or a large residual noise level.
+        if model.inlier_fraction < 0.6 or float(model.noise.max()) > 12.0:
+            notes.append("busy-background")
+        if leak_ratio > 0.1:
+            notes.append("open-outline")
+        if not mask_small.any():
+            alpha = np.zeros(full.shape[:2], np.float32)
+            return result_from_alpha(
+                image=full, alpha=alpha, foreground=full, edge_confidence=0.0,
+                backend=self.name, version=self.version, notes=tuple(notes),
+            )
+        alpha, foreground, edge_conf = self._refine_full(
+            full, small_f, bg_small, mask_small, evidence, model, factor
+        )
+        ring = np.concatenate(
+            [mask_small[0], mask_small[-1], mask_small[:, 0], mask_small[:, -1]]
+        )
+        if ring.mean() > 0.25:
+            notes.append("touches-border")
+        coverage = float(mask_small.mean())
+        if coverage < 0.002:
+            notes.append("tiny")
+        if coverage > 0.9:
+            notes.append("fills-frame")
+        return result_from_alpha(
+            image=full, alpha=alpha, foreground=foreground, edge_confidence=edge_conf,
+            backend=self.name, version=self.version, notes=tuple(notes),
+        )
+
+    # -- steps -----------------------------------------------------------------------------
+    @staticmethod
+    def _evidence(img: np.ndarray, bg: np.ndarray, model: BackgroundModel) -> _Evidence:
+        sigma = np.maximum(model.noise, 1.5)
+        diff = (img - bg) / sigma
+        dist = np.sqrt((diff * diff).mean(axis=2))
+        k = np.einsum("ijc,ijc->ij", img, bg) / np.maximum(np.einsum("ijc,ijc->ij", bg, bg), 1.0)
+        cres = (img - k[:, :, None] * bg) / sigma
+        cdist = np.sqrt((cres * cres).mean(axis=2))
+
+        bg_like = dist < 4.0
+        neutral = cdist < 4.0
+        shadow_like = ~bg_like & neutral & (k >= 0.25) & (k < 1.0)
+        strong = (cdist >= 10.0) | ((dist >= 10.0) & ((k >= 1.0) | (k < 0.25)))
+
+        # Sharp edges: gradient large relative to the local contrast. A cast shadow's edge is
+        # soft (small ratio); a product outline, even white on white, is sharp.
+        grey = cv2.GaussianBlur(img.mean(axis=2), (0, 0), 0.7)
+        gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+        gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+        mag = np.sqrt(gx * gx + gy * gy)
+        k7 = np.ones((7, 7), np.uint8)
+        local_range = cv2.dilate(grey, k7) - cv2.erode(grey, k7)
+        min_contrast = max(5.0, 4.0 * float(model.noise.mean()))
+        # A step blurred by sigma has a peak slope of ~0.4 C / sigma over a 7 px range of ~C:
+        # ratio ~0.45 for a sharp outline, <= 0.2 for a shadow edge softer than 3 px.
+        sharp = (mag > 0.3 * local_range) & (local_range > min_contrast)
+        # Pixels that are product by colour alone, undilated: the only ones graph cut may not
+        # move (after an erosion). Everything below is dilated and only finds enclosures.
+        core = strong | ~(bg_like | shadow_like)
+        # Close one-pixel gaps (JPEG blocks, a low-contrast stretch) in the outline.
+        sharp = cv2.dilate(sharp.astype(np.uint8), _K3).astype(bool)
+        # Texture: a dense field of sharp edges is a printed or rough surface, never a shadow,
+        # even where the outline itself is lost against a contact shadow of the same tone.
+        density = cv2.boxFilter(sharp.astype(np.float32), -1, (9, 9))
+        barrier = strong | sharp | (density > 0.2) | ~(bg_like | shadow_like)
+        # Seal gaps of a few pixels so the flood from the border cannot leak inside.
+        k5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+        barrier = cv2.morphologyEx(barrier.astype(np.uint8), cv2.MORPH_CLOSE, k5).astype(bool)
+        # Statistically indistinguishable from the background: what a hole shows. A white
+        # product is lit a little darker than its sweep, so it is bg_like but not bg_exact.
+        bg_exact = dist < 2.5
+        return _Evidence(bg_like, bg_exact, shadow_like, strong, sharp, core, barrier)
+
+    @staticmethod
+    def _islands(region: np.ndarray, bg_like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Split ``region`` into (background-coloured islands, the rest) by component."""
+        n, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=4)
+        if n <= 1:
+            return np.zeros_like(region), region
+        size = np.bincount(labels.ravel(), minlength=n)
+        bg_count = np.bincount(labels.ravel(), weights=bg_like.ravel(), minlength=n)
+        is_island = bg_count > 0.7 * np.maximum(size, 1)
+        is_island[0] = False
+        islands = is_island[labels] & region
+        return islands, region & ~islands
+
+    @staticmethod
+    def _outside(barrier: np.ndarray) -> np.ndarray:
+        """Open space reachable from the frame border without crossing ``barrier``."""
+        open_space = ~barrier
+        n, labels = cv2.connectedComponents(open_space.astype(np.uint8), connectivity=4)
+        edge_labels = np.unique(
+            np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+        )
+        touches = np.zeros(n, bool)
+        touches[edge_labels] = True
+        touches[0] = False  # label 0 is the barrier itself
+        return touches[labels] & open_space
+
+    def _seeds(self, ev: _Evidence) -> tuple[np.ndarray, float]:
+        """GrabCut seeds, and the share of probable product lost through open outlines."""
+        h, w = ev.barrier.shape
+        outside = self._outside(ev.barrier)
+        islands, filled = self._islands(~ev.barrier & ~outside, ev.bg_exact)
+        product = ev.barrier | filled
+
+        # Isolated specks of evidence (dust, a paper seam fragment) are not the product.
+        min_area = max(9, int(0.0005 * h * w))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(
+            product.astype(np.uint8), connectivity=8
+        )
+        keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+        keep[0] = False
+        product = keep[labels]
+
+        # Where an outline fades out (a white box meeting a contact shadow of its own tone)
+        # the flood leaks inside. Sealing gaps up to 8 % of the frame finds such interiors;
+        # only pixels that are not plain background count (concavities of ordinary products
+        # show plain background, so they stay out). Graph cut would hand such white interiors
+        # to the white background's colour model, so their core is fixed as product; the
+        # result is flagged, as the outline there is a guess.
+        size = max(7, int(0.08 * min(h, w)) | 1)
+        wide = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        sealed = cv2.morphologyEx(product.astype(np.uint8), cv2.MORPH_CLOSE, wide).astype(bool)
+        leaked = ~sealed & ~self._outside(sealed) & ~ev.bg_exact & outside
+        leak_ratio = float(leaked.sum()) / max(float(product.sum()), 1.0)
+
+        seeds = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+        dist_to_product = cv2.distanceTransform((~(product | leaked)).astype(np.uint8), cv2.DIST_L2, 3)
+        seeds[outside & (dist_to_product > 3.0)] = cv2.GC_BGD
+        seeds[product | leaked] = cv2.GC_PR_FGD
+        # Enclosed interiors are found with a dilated barrier, so they stop a pixel or two
+        # short of the true edge on the inside; colour evidence is not dilated.
+        sure_src = (((ev.core | filled) & product) | leaked).astype(np.uint8)
+        sure = cv2.erode(sure_src, _K3, iterations=2).astype(bool)
+        seeds[sure] = cv2.GC_FGD
+        return seeds, leak_ratio
+
+    def _graph_cut(self, small: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        fg = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
+        if not fg.any():
+            return fg
+        if self.grabcut_iterations <= 0:
+            return fg
+        h, w = seeds.shape
+        ys, xs = np.nonzero(seeds != cv2.GC_BGD)
+        pad = 8
+        x0, y0 = max(0, xs.min() - pad), max(0, ys.min() - pad)
+        x1, y1 = min(w, xs.max() + pad + 1), min(h, ys.max() + pad + 1)
+        crop = seeds[y0:y1, x0:x1].copy()
+        has_bg = np.any((crop == cv2.GC_BGD) | (crop == cv2.GC_PR_BGD))
+        if not has_bg:
+            return fg
+        bgd_model = np.zeros((1, 65), np.float64)
+        fgd_model = np.zeros((1, 65), np.float64)
+        try:
+            cv2.grabCut(
+                np.ascontiguousarray(small[y0:y1, x0:x1]), crop, None, bgd_model, fgd_model,
+                self.grabcut_iterations, cv2.GC_INIT_WITH_MASK,
+            )
+        except cv2.error:
+            # grabCut refuses seeds with a single colour class (e.g. a flat synthetic
+            # product); the seeds themselves are then the answer.
+            return fg
+        out = np.zeros((h, w), bool)
+        out[y0:y1, x0:x1] = (crop == cv2.GC_FGD) | (crop == cv2.GC_PR_FGD)
+        return out
+
+    def _clean(self, mask: np.ndarray, ev: _Evidence) -> np.ndarray:
+        h, w = mask.shape
+        # Fill holes that are not background-coloured islands (a handle's hole stays open).
+        inv = ~mask
+        n, labels = cv2.connectedComponents(inv.astype(np.uint8), connectivity=4)
+        edge_labels = np.unique(
+            np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+        )
+        open_label = np.zeros(n, bool)
+        open_label[edge_labels] = True
+        holes = inv & ~open_label[labels]
+        _, fill = self._islands(holes, ev.bg_exact)
+        mask = mask | fill
+        min_area = max(9, int(0.0005 * h * w))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+        keep[0] = False
+        return keep[labels]
+
+    def _refine_full(
+        self,
+        full: np.ndarray,
+        small_f: np.ndarray,
+        bg_model_small: np.ndarray,
+        mask_small: np.ndarray,
+        ev: _Evidence,
+        model: BackgroundModel,
+        factor: float,
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        hs, ws = mask_small.shape
+        H, W = full.shape[:2]
+        m8 = mask_small.astype(np.uint8)
+
+        # Local colours at the working resolution: product colour from the interior, background
+        # colour from nearby background (this includes a cast shadow, so the shadow does not
+        # read as partial product), falling back to the global model where none is near.
+        interior = cv2.erode(m8, _K3).astype(bool)
+        exterior = cv2.erode(1 - m8, _K3).astype(bool)
+        f_local, f_support = normalized_blur(small_f, interior, 2.0)
+        b_local, b_support = normalized_blur(small_f, exterior, 2.0)
+        tb = np.clip(b_support / 0.2, 0.0, 1.0)[:, :, None]
+        b_small = tb * b_local + (1.0 - tb) * bg_model_small
+        noise = float(model.noise.mean())
+        c0 = max(8.0, 4.0 * noise)
+        contrast_small = np.sqrt(((f_local - b_small) ** 2).sum(axis=2))
+        trust_small = np.clip((contrast_small - c0) / (c0 + 8.0), 0.0, 1.0) * np.clip(
+            f_support / 0.2, 0.0, 1.0
+        )
+
+        boundary = m8.astype(bool) & ~interior
+        sharp_near = cv2.dilate(ev.sharp.astype(np.uint8), _K3).astype(bool)
+        support = np.maximum(trust_small, sharp_near.astype(np.float32))
+        edge_conf = float(support[boundary].mean()) if boundary.any() else 0.0
+
+        band_small = cv2.dilate(m8, _K3, iterations=2) & ~cv2.erode(m8, _K3, iterations=2).astype(bool)
+        band_small = band_small.astype(np.uint8)
+
+        if factor == 1.0:
+            coarse = mask_small
+        else:
+            coarse = cv2.resize(m8 * 255, (W, H), interpolation=cv2.INTER_LINEAR) >= 128
+        alpha = coarse.astype(np.float32)
+        foreground = full.copy()
+
+        fields = np.dstack(
+            [f_local, b_small, m8.astype(np.float32), band_small.astype(np.float32), trust_small]
+        ).astype(np.float32)
+        # cv2.remap takes at most 4 channels, contiguous: pre-split the 9 fields.
+        groups = [np.ascontiguousarray(fields[:, :, i:i + 4]) for i in range(0, 9, 4)]
+        radius = max(2, int(round(0.75 / factor)))
+        for ty in range(0, H, _TILE):
+            for tx in range(0, W, _TILE):
+                # Which working-resolution pixels does this tile cover (plus one of margin)?
+                sx0 = max(0, int(tx * factor) - 1)
+                sy0 = max(0, int(ty * factor) - 1)
+                sx1 = min(ws, int((tx + _TILE) * factor) + 2)
+                sy1 = min(hs, int((ty + _TILE) * factor) + 2)
+                if not band_small[sy0:sy1, sx0:sx1].any():
+                    continue
+                x0, y0 = max(0, tx - radius), max(0, ty - radius)
+                x1, y1 = min(W, tx + _TILE + radius), min(H, ty + _TILE + radius)
+                a_t, f_t, band_t = self._refine_tile(
+                    full[y0:y1, x0:x1], groups, (x0, y0), factor, radius, noise, c0
+                )
+                # Write back the tile proper (the radius margin only fed the filters).
+                ix0, iy0 = tx - x0, ty - y0
+                ix1 = ix0 + min(_TILE, W - tx)
+                iy1 = iy0 + min(_TILE, H - ty)
+                sl = (slice(iy0, iy1), slice(ix0, ix1))
+                band = band_t[sl]
+                alpha_tile = alpha[ty:ty + iy1 - iy0, tx:tx + ix1 - ix0]
+                fg_tile = foreground[ty:ty + iy1 - iy0, tx:tx + ix1 - ix0]
+                alpha_tile[band] = a_t[sl][band]
+                fg_tile[band] = f_t[sl][band]
+        return alpha, foreground, edge_conf
+
+    @staticmethod
+    def _refine_tile(
+        tile: np.ndarray,
+        groups: list[np.ndarray],
+        origin: tuple[int, int],
+        factor: float,
+        radius: int,
+        noise: float,
+        c0: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        th, tw = tile.shape[:2]
+        x0, y0 = origin
+        # Bilinear lookup of the working-resolution fields at full-resolution pixel centres.
+        map_x = ((np.arange(x0, x0 + tw, dtype=np.float32) + 0.5) * factor - 0.5)[None, :]
+        map_y = ((np.arange(y0, y0 + th, dtype=np.float32) + 0.5) * factor - 0.5)[:, None]
+        map_x = np.broadcast_to(map_x, (th, tw)).astype(np.float32)
+        map_y = np.broadcast_to(map_y, (th, tw)).astype(np.float32)
+        chans = [
+            cv2.remap(g, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            for g in groups
+        ]
+        up = np.dstack([c if c.ndim == 3 else c[:, :, None] for c in chans])
+        f_t, b_t = up[:, :, 0:3], up[:, :, 3:6]
+        coarse, band_t, trust = up[:, :, 6], up[:, :, 7] > 0.01, up[:, :, 8]
+
+        img = tile.astype(np.float32)
+        a_kb, contrast = known_background_alpha(img, f_t, b_t)
+        low = np.clip(3.0 * noise / np.maximum(contrast, 1.0), 0.03, 0.3)
+        a_kb = np.clip((a_kb - low) / (1.0 - 2.0 * low), 0.0, 1.0)
+        pixel_trust = np.clip((contrast - c0) / (c0 + 8.0), 0.0, 1.0) * np.clip(trust * 4.0, 0.0, 1.0)
+
+        grey = img.mean(axis=2) / 255.0
+        a_gf = guided_filter(grey, coarse, radius, 1e-4)
+        a_gf = snap_alpha(a_gf, 0.25, 0.75)
+
+        a_t = pixel_trust * a_kb + (1.0 - pixel_trust) * a_gf
+        f_dec = decontaminate(img, a_t, b_t, f_t)
+        f_out = np.clip(np.rint(f_dec), 0, 255).astype(np.uint8)
+        return a_t.astype(np.float32), f_out, band_t
