@@ -17,7 +17,9 @@ How it works (each step at the resolution where it is cheap enough):
 4. **Seeds.** Background-like and shadow-like pixels reachable from the border without
    crossing product evidence are background; regions enclosed by product evidence are product,
    except background-coloured islands (the hole of a handle shows background and stays
-   background).
+   background). Where an outline fades out against a shadow of the product's own tone the
+   flood leaks inside; sealing gaps up to 8 % of the frame finds such interiors, which then
+   count as product, and the result is flagged ``open-outline``.
 5. **Graph cut.** ``cv2.grabCut`` refines the seeds on a crop around the product.
 6. **Full-resolution boundary band.** Only tiles crossed by the boundary are visited at full
    resolution: local background (shadow included) and product colours are interpolated from
@@ -27,8 +29,12 @@ How it works (each step at the resolution where it is cheap enough):
    photo's edges. Edge colours are decontaminated with the same background estimate.
 
 Confidence: ``edge_confidence`` is the fraction of the boundary backed by colour contrast or a
-sharp edge; the result is marked not ``confident`` (with ``notes``) for weak edges, a busy
-border, a product touching much of the frame edge, or a tiny/huge product.
+sharp edge; the result is marked not ``confident`` (with ``notes``) for weak edges
+(``weak-edges``), a busy border (``busy-background``), an open outline (``open-outline``), a
+product touching much of the frame edge (``touches-border``), a tiny or frame-filling product
+(``tiny``, ``fills-frame``) or nothing found (``empty``). Shiny and see-through products are
+handled only as well as these cues allow: a reflection inside the outline is kept unless it
+is exactly the backdrop's colour, and a window that shows the plain backdrop becomes a hole.
 """
 
 from __future__ import annotations

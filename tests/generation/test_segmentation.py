@@ -206,3 +206,22 @@ def test_unsure_results_say_so(studio, name: str, photo: np.ndarray, note: str) 
 
     assert result.confident is False
     assert note in result.notes
+
+
+def test_white_box_meeting_a_shadow_of_its_own_tone_is_found_and_flagged(studio) -> None:
+    # The box's lower edge has no contrast against the contact shadow, so its outline is open.
+    yy, xx = np.mgrid[0:H, 0:W]
+    alpha = ((np.abs(xx - 160) < 60) & (yy > 50) & (yy < 170)).astype(np.float32)
+    u = np.linspace(-1.0, 1.0, W, dtype=np.float32)[None, :, None]
+    white = 250.0 * (0.90 + 0.06 * np.sqrt(np.clip(1 - u * u, 0, 1))) + np.zeros((H, W, 3), np.float32)
+    contact = np.zeros((H, W), np.float32)
+    contact[170:178, 90:230] = 1.0
+    contact = cv2.GaussianBlur(contact, (0, 0), 5.0)
+    shadow = 1.0 - 0.08 * contact / contact.max()
+    photo = _photo(white, alpha, _backdrop("white"), shadow=shadow)
+
+    result = studio.segment(photo)
+
+    assert _iou(result, alpha) >= 0.99
+    assert result.notes == ("open-outline",)
+    assert result.confident is False
