@@ -164,6 +164,7 @@ ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 class JobKind(models.TextChoices):
     THUMBNAIL = "thumbnail", "Thumbnail"
+    CUTOUT = "cutout", "Cutout"
 
 
 class Job(models.Model):
@@ -172,6 +173,7 @@ class Job(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="jobs")
     photo = models.ForeignKey(ProductPhoto, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=20, choices=JobKind.choices)
+    params = models.JSONField(default=dict, blank=True)  # what the task needs beyond the photo
     status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)

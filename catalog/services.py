@@ -157,6 +157,7 @@ def photo_upload(*, workspace: Workspace, file: File, uploaded_by: User | None =
                 has_alpha=accepted.has_alpha,
             )
             job_enqueue(photo=photo, kind=JobKind.THUMBNAIL)
+            job_enqueue(photo=photo, kind=JobKind.CUTOUT, params={"segmenter": settings.VITRINE_SEGMENTER})
     except IntegrityError:
         # A concurrent upload of the same bytes won the race: keep theirs, drop ours.
         _delete_files(stored)
@@ -214,17 +215,20 @@ def photo_thumbnail_make(*, photo: ProductPhoto, progress: Callable[[int], None]
 
 
 def _job_task(kind: str):
-    from . import tasks  # the task module imports these services; resolve at call time
+    # Resolved at call time: the task modules import these services.
+    from catalog.tasks import photo_thumbnail_task
+    from generation.tasks import cutout_photo_task
 
-    return {JobKind.THUMBNAIL: tasks.photo_thumbnail_task}[kind]
+    return {JobKind.THUMBNAIL: photo_thumbnail_task, JobKind.CUTOUT: cutout_photo_task}[kind]
 
 
-def job_enqueue(*, photo: ProductPhoto, kind: str) -> Job:
-    """Create the job row (or return the live one) and send its task once the row is committed."""
+def job_enqueue(*, photo: ProductPhoto, kind: str, params: dict | None = None) -> Job:
+    """Create the job row (or return the live one of that kind, whatever its params) and send
+    its task once the row is committed."""
     with transaction.atomic():
         try:
             with transaction.atomic():
-                job = Job.objects.create(workspace_id=photo.workspace_id, photo=photo, kind=kind)
+                job = Job.objects.create(workspace_id=photo.workspace_id, photo=photo, kind=kind, params=params or {})
         except IntegrityError:
             return Job.objects.get(photo=photo, kind=kind, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
         task = _job_task(kind)

@@ -12,4 +12,5 @@ urlpatterns = [
     path("products/photos/", views.photo_grid, name="photo-grid"),
     path("photos/<int:photo_id>/", views.photo_detail, name="photo-detail"),
     path("photos/<int:photo_id>/jobs/", views.photo_jobs, name="photo-jobs"),
+    path("photos/<int:photo_id>/cutout/", views.photo_cutout_panel, name="photo-cutout"),
 ]

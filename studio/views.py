@@ -8,6 +8,8 @@ from django.http import HttpResponseForbidden
 from django.shortcuts import render
 
 from catalog import selectors
+from catalog.models import JobKind
+from generation import selectors as generation_selectors
 
 
 def workspace_page(view):
@@ -49,10 +51,28 @@ def photo_grid(request):
     return render(request, "studio/_photo_grid.html", _grid_context(request))
 
 
+def _photo_context(request, photo_id: int) -> dict:
+    photo = selectors.photo_get(workspace=request.workspace, photo_id=photo_id)
+    revisions = list(generation_selectors.cutout_list(workspace=request.workspace, photo_id=photo.pk)[:50])
+    cutout_job = next((job for job in photo.jobs.all() if job.kind == JobKind.CUTOUT), None)
+    return {
+        "photo": photo,
+        "cutout": revisions[0] if revisions else None,
+        "revisions": revisions,
+        "cutout_job": cutout_job,
+        "cutout_pending": cutout_job is not None and cutout_job.is_active,
+        "nav": "products",
+    }
+
+
 @workspace_page
 def photo_detail(request, photo_id: int):
-    photo = selectors.photo_get(workspace=request.workspace, photo_id=photo_id)
-    return render(request, "studio/photo.html", {"photo": photo})
+    return render(request, "studio/photo.html", _photo_context(request, photo_id))
+
+
+@workspace_page
+def photo_cutout_panel(request, photo_id: int):
+    return render(request, "studio/_cutout_panel.html", _photo_context(request, photo_id))
 
 
 @workspace_page

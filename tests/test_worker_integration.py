@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def test_upload_is_thumbnailed_by_a_real_worker(worker, client):
     membership = MembershipFactory()
     photo = photo_upload(workspace=membership.workspace, file=SimpleUploadedFile("a.jpg", image_bytes("JPEG", size=(800, 600)))).photo
-    job = Job.objects.get(photo=photo)
+    job = Job.objects.get(photo=photo, kind="thumbnail")
 
     wait_for(lambda: Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED, 60, "the thumbnail job")
 
@@ -28,7 +28,7 @@ def test_upload_is_thumbnailed_by_a_real_worker(worker, client):
 def test_a_real_worker_writes_the_failure_reason_on_the_row(worker):
     membership = MembershipFactory()
     photo = photo_upload(workspace=membership.workspace, file=SimpleUploadedFile("b.jpg", image_bytes("JPEG", seed=4))).photo
-    job = Job.objects.get(photo=photo)
+    job = Job.objects.get(photo=photo, kind="thumbnail")
     wait_for(lambda: Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED, 60, "the first job")
     photo.working.storage.delete(photo.working.name)  # now the photo cannot be read: not transient
 

@@ -28,6 +28,16 @@ from .serializers import (
 )
 
 
+def stored_file_response(field, filename: str):
+    """Stream a stored file to a caller who may see it (the caller checked the workspace)."""
+    if not isinstance(default_storage, FileSystemStorage):
+        # Object storage: hand the client a short-lived signed URL instead of proxying bytes.
+        return HttpResponseRedirect(field.url)
+    response = FileResponse(field.open("rb"), filename=filename)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
 class TokenThrottle(AnonRateThrottle):
     rate = "20/min"
 
@@ -164,12 +174,7 @@ class PhotoViewSet(
         field = getattr(photo, variant)
         if not field:
             raise Http404("This photo has no thumbnail yet.")
-        if not isinstance(default_storage, FileSystemStorage):
-            # Object storage: hand the client a short-lived signed URL instead of proxying bytes.
-            return HttpResponseRedirect(field.url)
-        response = FileResponse(field.open("rb"), filename=f"{photo.pk}-{variant}{field.name[field.name.rfind('.'):]}")
-        response["Cache-Control"] = "private, max-age=3600"
-        return response
+        return stored_file_response(field, f"{photo.pk}-{variant}{field.name[field.name.rfind('.'):]}")
 
 
 class JobViewSet(WorkspaceScoped, viewsets.ReadOnlyModelViewSet):

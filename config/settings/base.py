@@ -140,6 +140,10 @@ VITRINE_UPLOAD_MAX_BYTES = env.int("VITRINE_UPLOAD_MAX_BYTES", default=50 * 1024
 VITRINE_UPLOAD_MAX_PIXELS = env.int("VITRINE_UPLOAD_MAX_PIXELS", default=100_000_000)
 VITRINE_WORKING_MAX_SIDE = env.int("VITRINE_WORKING_MAX_SIDE", default=4096)
 VITRINE_THUMBNAIL_SIDE = env.int("VITRINE_THUMBNAIL_SIDE", default=512)
+# Segmentation: "studio" (no weights) or "rembg:<model>" with weights under VITRINE_REMBG_HOME
+# (rembg's U2NET_HOME layout; `manage.py models pull NAME` fills it where the machine is online).
+VITRINE_SEGMENTER = env("VITRINE_SEGMENTER", default="studio")
+VITRINE_REMBG_HOME = env("VITRINE_REMBG_HOME", default=env("U2NET_HOME", default=str(VAR_DIR / "models" / "rembg")))
 VITRINE_WORKER_STALE_SECONDS = env.int("VITRINE_WORKER_STALE_SECONDS", default=60)
 
 # Celery. Without REDIS_URL the broker is kombu's filesystem transport: it needs no server,
@@ -167,6 +171,7 @@ CELERY_TASK_QUEUES = [KombuQueue(q.value, Exchange(q.value), routing_key=q.value
 # Which queue each task runs on, in one table.
 CELERY_TASK_ROUTES = {
     "catalog.tasks.photo_thumbnail_task": {"queue": Queue.CPU.value},
+    "generation.tasks.cutout_photo_task": {"queue": Queue.CPU.value},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

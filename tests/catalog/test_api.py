@@ -92,14 +92,14 @@ def test_photo_upload_over_the_api(api, workspace, django_capture_on_commit_call
         response = api.post("/api/v1/photos/", {"file": SimpleUploadedFile("mug.png", data), "product": product.pk}, format="multipart")
 
     assert response.status_code == 201
-    assert len(callbacks) == 1  # the thumbnail task, sent only once the row was committed
+    assert len(callbacks) == 2  # thumbnail and cutout tasks, sent only once the row was committed
     created = response.json()
     assert (created["original_name"], created["original_format"], created["product"], created["width"]) == ("mug.png", "PNG", product.pk, 32)
     assert created["status"] == "processing"
     # The in-process worker has run the thumbnail job on commit.
     body = api.get(f"/api/v1/photos/{created['id']}/").json()
     assert body["status"] == "ready"
-    assert [job["status"] for job in body["jobs"]] == ["succeeded"]
+    assert sorted((job["kind"], job["status"]) for job in body["jobs"]) == [("cutout", "succeeded"), ("thumbnail", "succeeded")]
     assert body["files"]["thumbnail"].endswith(f"/api/v1/photos/{body['id']}/file/thumbnail/")
     original = api.get(f"/api/v1/photos/{body['id']}/file/original/")
     assert b"".join(original.streaming_content) == data
@@ -178,12 +178,12 @@ def test_photo_list_query_count_does_not_grow_with_the_page(api, workspace, djan
 def test_jobs_list_and_detail(api, workspace, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         photo = make_photo(workspace)
-    job = Job.objects.get(photo=photo)
+    job = Job.objects.get(photo=photo, kind="thumbnail")
 
     listing = api.get(f"/api/v1/jobs/?photo={photo.pk}").json()
     detail = api.get(f"/api/v1/jobs/{job.pk}/").json()
 
-    assert [j["id"] for j in listing["results"]] == [job.pk]
+    assert sorted(j["kind"] for j in listing["results"]) == ["cutout", "thumbnail"]
     assert (detail["kind"], detail["status"], detail["progress"], detail["attempts"]) == ("thumbnail", "succeeded", 100, 1)
 
 
@@ -195,7 +195,7 @@ def foreign_rows(other_membership):
     workspace = other_membership.workspace
     product = ProductFactory(workspace=workspace)
     photo = make_photo(workspace, seed=99, product=product)
-    return {"product": product, "photo": photo, "job": Job.objects.get(photo=photo)}
+    return {"product": product, "photo": photo, "job": Job.objects.get(photo=photo, kind="thumbnail")}
 
 
 @pytest.mark.parametrize(

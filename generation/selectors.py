@@ -1,0 +1,62 @@
+"""Reads of the generation app, scoped to the caller's workspace, and the adapters that turn
+stored cutouts back into the library's plain values."""
+from __future__ import annotations
+
+import numpy as np
+from django.db.models import QuerySet
+from django.http import Http404
+from PIL import Image
+
+from catalog.models import ProductPhoto, Workspace
+from generation.segmentation import SegmentationResult
+
+from .models import Cutout
+
+
+def cutout_list(*, workspace: Workspace, photo_id=None) -> QuerySet[Cutout]:
+    cutouts = Cutout.objects.filter(workspace=workspace).select_related("photo")
+    if photo_id is not None:
+        cutouts = cutouts.filter(photo_id=photo_id)
+    return cutouts.order_by("-created_at", "-revision")
+
+
+def cutout_get(*, workspace: Workspace, cutout_id) -> Cutout:
+    try:
+        return Cutout.objects.select_related("photo").get(workspace=workspace, pk=int(cutout_id))
+    except (Cutout.DoesNotExist, ValueError, TypeError):
+        raise Http404(f"No cutout with id {cutout_id}") from None
+
+
+def cutout_current(*, photo: ProductPhoto) -> Cutout | None:
+    """The newest revision: the one generation uses."""
+    return photo.cutouts.order_by("-revision").first()
+
+
+def photo_rgb(photo: ProductPhoto) -> np.ndarray:
+    """The photo's working copy as the uint8 RGB array every imaging step starts from."""
+    with photo.working.open("rb") as fh:
+        image = Image.open(fh)
+        image.load()
+    return np.asarray(image.convert("RGB"))
+
+
+def cutout_result(cutout: Cutout) -> SegmentationResult:
+    """A stored cutout as a SegmentationResult (the mask file is the lock region)."""
+    with cutout.cutout.open("rb") as fh:
+        rgba = np.asarray(Image.open(fh).convert("RGBA"))
+    with cutout.mask.open("rb") as fh:
+        mask = np.asarray(Image.open(fh).convert("L")) >= 128
+    alpha = rgba[:, :, 3].astype(np.float32) / 255.0
+    alpha[mask] = 1.0
+    return SegmentationResult(
+        alpha=alpha,
+        mask=mask,
+        foreground=np.ascontiguousarray(rgba[:, :, :3]),
+        bbox=tuple(cutout.bbox) if cutout.bbox else None,
+        coverage=cutout.coverage,
+        edge_confidence=cutout.edge_confidence,
+        confident=cutout.confident,
+        backend=cutout.backend,
+        version=cutout.backend_version,
+        notes=tuple(cutout.notes),
+    )

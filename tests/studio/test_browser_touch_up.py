@@ -1,0 +1,52 @@
+"""The touch-up brush, in real headless Chromium, with a real worker making the cutout."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from catalog.models import ProductPhoto
+from catalog.services import DEMO_PASSWORD, demo_workspace_seed
+from generation.models import Cutout, CutoutSource
+from tests.conftest import wait_for
+from tests.images import product_on_white
+from tests.studio.conftest import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def test_erase_part_of_the_mask_and_save_a_new_revision(live_server, worker, page, tmp_path):
+    demo_workspace_seed()
+    path = tmp_path / "red-box.png"
+    path.write_bytes(product_on_white(size=(480, 360)))
+    sign_in(page, live_server.url, "merchant@demo.vitrine", DEMO_PASSWORD)
+    page.locator("#photo-input").set_input_files([str(path)])
+    page.locator("#uploads li", has_text="red-box.png").locator(".upload-state", has_text="Uploaded").wait_for()
+    photo = ProductPhoto.objects.get()
+    wait_for(lambda: Cutout.objects.filter(photo=photo).exists(), 90, "the automatic cutout")
+    automatic = Cutout.objects.get(photo=photo)
+    assert automatic.locked_pixels > 10_000
+
+    page.goto(f"{live_server.url}/photos/{photo.pk}/")
+    page.wait_for_selector("#mask-editor[data-loaded='1']")
+    page.get_by_label("Erase from product").check()
+    page.locator("#brush-size").fill("60")
+    # Drag across the product's top-left corner region, in image pixels (160..220, 90..150).
+    canvas = page.locator("#mask-canvas")
+    box = canvas.bounding_box()
+    to_screen = lambda x, y: (box["x"] + x * box["width"] / 480, box["y"] + y * box["height"] / 360)  # noqa: E731
+    page.mouse.move(*to_screen(170, 110))
+    page.mouse.down()
+    for x in range(170, 260, 10):
+        page.mouse.move(*to_screen(x, 110))
+    page.mouse.up()
+    page.get_by_role("button", name="Save revision").click()
+
+    page.get_by_text("Revision 2 · Touch-up").wait_for()
+    revised = Cutout.objects.get(photo=photo, revision=2)
+    assert revised.source == CutoutSource.TOUCH_UP
+    assert revised.parent_id == automatic.pk
+    assert revised.locked_pixels < automatic.locked_pixels
+    with revised.mask.open("rb") as fh:
+        mask = np.asarray(Image.open(fh)) == 255
+    assert not mask[105:116, 175:255].any()  # the brushed band is no longer locked
+    assert mask[200:260, 200:300].all()  # the rest of the product still is
+    assert "2 (current)" in page.locator(".revisions").text_content()
