@@ -214,6 +214,15 @@ def photo_thumbnail_make(*, photo: ProductPhoto, progress: Callable[[int], None]
 # Jobs ------------------------------------------------------------------------------------
 
 
+class JobFailed(Exception):
+    """A job cannot succeed with this input; `message` is written on the job for the user."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+
 def _job_task(kind: str):
     # Resolved at call time: the task modules import these services.
     from catalog.tasks import photo_thumbnail_task

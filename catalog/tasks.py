@@ -8,7 +8,7 @@ from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
 from .models import Job
-from .services import job_fail, job_progress, job_requeue, job_start, job_succeed, photo_thumbnail_make
+from .services import JobFailed, job_fail, job_progress, job_requeue, job_start, job_succeed, photo_thumbnail_make
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,12 @@ def run_job(task: Task, job_id: int, work: Callable[[Job, Callable[[int], None]]
             return job
         job_requeue(job=job)
         raise task.retry(exc=exc, countdown=2 ** task.request.retries, max_retries=MAX_RETRIES)
-    except Exception as exc:
-        job_fail(job=job, error=getattr(exc, "message", None) or USER_ERROR)
+    except JobFailed as exc:
+        job_fail(job=job, error=exc.message)
+        logger.info("catalog.job.failed", extra={"job_id": job.pk, "reason": exc.message})
+        return job
+    except Exception:
+        job_fail(job=job, error=USER_ERROR)
         logger.exception("catalog.job.failed", extra={"job_id": job.pk})
         return job
     job_succeed(job=job)

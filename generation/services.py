@@ -16,10 +16,17 @@ from django.db.models import Max
 from PIL import Image
 
 from catalog.models import Job, JobKind, ProductPhoto, User
-from catalog.services import job_enqueue
+from catalog.services import JobFailed, job_enqueue
 from catalog.uploads import UploadRejected
 from generation.imaging import bbox_of_mask
-from generation.segmentation import LOCK_ALPHA_THRESHOLD, SegmentationResult, cutout_rgba, get_segmenter, lock_mask_image
+from generation.segmentation import (
+    LOCK_ALPHA_THRESHOLD,
+    SegmentationError,
+    SegmentationResult,
+    cutout_rgba,
+    get_segmenter,
+    lock_mask_image,
+)
 
 from .models import Cutout, CutoutSource
 from .selectors import cutout_result, photo_rgb
@@ -47,8 +54,11 @@ def cutout_make(*, photo: ProductPhoto, segmenter: str, progress: Callable[[int]
     """Segment the photo's working copy and store the result as its next revision."""
     image = photo_rgb(photo)
     progress(10)
-    backend = get_segmenter(segmenter, model_dir=settings.VITRINE_REMBG_HOME)
-    result = backend.segment(image)
+    try:
+        backend = get_segmenter(segmenter, model_dir=settings.VITRINE_REMBG_HOME)
+        result = backend.segment(image)
+    except (SegmentationError, ValueError) as exc:
+        raise JobFailed(f"The cutout could not be made: {exc}") from exc
     progress(80)
     cutout = _cutout_store(photo=photo, result=result, source=CutoutSource.AUTOMATIC)
     logger.info(
