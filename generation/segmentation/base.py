@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -17,14 +18,18 @@ __all__ = [
     "SegmentationResult",
     "Segmenter",
     "cutout_rgba",
+    "lock_mask_from_alpha",
     "lock_mask_image",
     "result_from_alpha",
 ]
 
 #: A pixel is locked (copied verbatim from the photo into every output) only when the matte
-#: says it is unambiguously product. 0.98 rather than 1.0 because matting leaves a little
-#: noise inside solid products; anything softer than this is a boundary pixel that the
-#: compositor blends instead, so a mis-estimated edge can never be frozen into the output.
+#: says it is unambiguously product: ``alpha >= 0.98`` *and* it is not on the outer ring of
+#: the matte (its 8 neighbours all have ``alpha >= 0.5``). 0.98 rather than 1.0 because
+#: matting leaves a little noise inside solid products. The ring rule exists because the
+#: sub-pixel coverage of a pixel on the product's outline is the least certain estimate of
+#: all (a half-covered pixel on a busy print can be solved as opaque); such pixels are blended
+#: by the compositor instead, so an edge estimate is never certified as product.
 LOCK_ALPHA_THRESHOLD = 0.98
 
 
@@ -42,7 +47,7 @@ class SegmentationResult:
 
     Attributes:
         alpha: ``float32 (H, W)`` in ``[0, 1]``; the soft matte.
-        mask: ``bool (H, W)``; the hard product mask, ``alpha >= LOCK_ALPHA_THRESHOLD``.
+        mask: ``bool (H, W)``; the hard product mask (:func:`lock_mask_from_alpha`).
             This is the lock region: these pixels reach every output unchanged.
         foreground: ``uint8 (H, W, 3)``; product colours with the old background removed
             from edge pixels. Inside ``mask`` it equals the photo exactly.
@@ -83,6 +88,13 @@ class Segmenter(Protocol):
         ...
 
 
+def lock_mask_from_alpha(alpha: np.ndarray) -> np.ndarray:
+    """The hard lock mask of a matte; see :data:`LOCK_ALPHA_THRESHOLD` for the rule."""
+    inside = (alpha >= 0.5).astype(np.uint8)
+    interior = cv2.erode(inside, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return (alpha >= LOCK_ALPHA_THRESHOLD) & interior.astype(bool)
+
+
 def result_from_alpha(
     *,
     image: np.ndarray,
@@ -100,7 +112,7 @@ def result_from_alpha(
     cutout is always the photo's own decoded pixels whatever decontamination did.
     """
     alpha = np.clip(alpha.astype(np.float32, copy=False), 0.0, 1.0)
-    mask = alpha >= LOCK_ALPHA_THRESHOLD
+    mask = lock_mask_from_alpha(alpha)
     foreground = np.where(mask[:, :, None], image, foreground).astype(np.uint8)
     bbox = bbox_of_mask(alpha > 0)
     coverage = float(alpha.mean(dtype=np.float64))

@@ -388,6 +388,14 @@ class StudioSegmenter:
         trust_small = np.clip((contrast_small - c0) / (c0 + 8.0), 0.0, 1.0) * np.clip(
             f_support / 0.2, 0.0, 1.0
         )
+        # The per-pixel solution assumes the product colour behind an edge pixel is the local
+        # mean; on a busy print the true colour can sit anywhere in the local spread, so the
+        # solution is trusted only where that spread is small against the product/background
+        # contrast (otherwise a half-covered pixel can come out fully opaque and get locked).
+        f_sq, _ = normalized_blur(small_f * small_f, interior, 2.0)
+        f_spread = np.sqrt(np.maximum(f_sq - f_local * f_local, 0.0).sum(axis=2))
+        spread_trust = np.clip(1.0 - 2.5 * f_spread / np.maximum(contrast_small, 1.0), 0.0, 1.0)
+        alpha_trust = np.clip(f_support / 0.2, 0.0, 1.0) * spread_trust
 
         boundary = m8.astype(bool) & ~interior
         sharp_near = cv2.dilate(ev.sharp.astype(np.uint8), _K3).astype(bool)
@@ -405,7 +413,7 @@ class StudioSegmenter:
         foreground = full.copy()
 
         fields = np.dstack(
-            [f_local, b_small, m8.astype(np.float32), band_small.astype(np.float32), trust_small]
+            [f_local, b_small, m8.astype(np.float32), band_small.astype(np.float32), alpha_trust]
         ).astype(np.float32)
         # cv2.remap takes at most 4 channels, contiguous: pre-split the 9 fields.
         groups = [np.ascontiguousarray(fields[:, :, i:i + 4]) for i in range(0, 9, 4)]
@@ -465,7 +473,7 @@ class StudioSegmenter:
         a_kb, contrast = known_background_alpha(img, f_t, b_t)
         low = np.clip(3.0 * noise / np.maximum(contrast, 1.0), 0.03, 0.3)
         a_kb = np.clip((a_kb - low) / (1.0 - 2.0 * low), 0.0, 1.0)
-        pixel_trust = np.clip((contrast - c0) / (c0 + 8.0), 0.0, 1.0) * np.clip(trust * 4.0, 0.0, 1.0)
+        pixel_trust = np.clip((contrast - c0) / (c0 + 8.0), 0.0, 1.0) * trust
 
         grey = img.mean(axis=2) / 255.0
         a_gf = guided_filter(grey, coarse, radius, 1e-4)

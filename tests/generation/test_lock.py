@@ -250,8 +250,9 @@ def test_layer_from_segmentation_locks_the_photo_pixels() -> None:
         layer=ProductLayer.from_segmentation(result), scene=backdrop_fill(size=(30, 20))
     )
 
-    assert cert.locked_pixels == 200
-    assert np.array_equal(out[5:15, 5:25], photo[5:15, 5:25])
+    # The 10x20 solid block minus the matte's outer ring (rows 5 and 14 stay: row 4 is 0.5).
+    assert cert.locked_pixels == 9 * 18
+    assert np.array_equal(out[5:14, 6:24], photo[5:14, 6:24])
     # Half of the studio grey (236, 235, 232), rounded half to even, over a black foreground.
     assert out[4, 5:25].tolist() == [[118, 118, 116]] * 20
 

@@ -7,6 +7,7 @@ import hashlib
 import socket
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -58,8 +59,9 @@ def disc_result(model_home: Path) -> tuple[np.ndarray, SegmentationResult]:
 def test_the_mask_follows_the_model_output(disc_result) -> None:
     disc, result = disc_result
 
-    assert np.array_equal(result.mask, disc)
+    # The matte is the model's disc; the lock mask is that disc minus its outline pixels.
     assert np.array_equal(result.alpha, disc.astype(np.float32))
+    assert np.array_equal(result.mask, cv2.erode(disc.astype(np.uint8), np.ones((3, 3), np.uint8)) == 1)
     assert result.bbox == (61, 81, 240, 260)
     assert result.backend == "rembg:u2net"
     assert result.version == "rembg-1.0+u2net"
@@ -69,7 +71,8 @@ def test_the_mask_follows_the_model_output(disc_result) -> None:
 def test_locked_foreground_is_the_photo(disc_result) -> None:
     disc, result = disc_result
 
-    assert np.all(result.foreground[disc] == (255, 0, 0))
+    assert np.all(result.foreground[result.mask] == (255, 0, 0))
+    assert int(result.mask.sum()) == int(disc.sum()) - 712  # the outline ring is blended
 
 
 def test_a_missing_model_raises_before_any_network_access(

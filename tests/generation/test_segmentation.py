@@ -14,6 +14,7 @@ from generation.segmentation import (
     get_segmenter,
     lock_mask_image,
 )
+from generation.segmentation.base import lock_mask_from_alpha
 from generation.segmentation.studio import fit_background
 
 W, H = 320, 240
@@ -153,7 +154,8 @@ def test_result_invariants_and_images(studio) -> None:
 
     assert result.alpha.dtype == np.float32
     assert result.foreground.dtype == np.uint8
-    assert np.array_equal(result.mask, result.alpha >= LOCK_ALPHA_THRESHOLD)
+    assert np.array_equal(result.mask, lock_mask_from_alpha(result.alpha))
+    assert bool(np.all(result.alpha[result.mask] >= LOCK_ALPHA_THRESHOLD)) is True
     assert np.array_equal(result.foreground[result.mask], photo[result.mask])
     assert result.coverage == float(result.alpha.mean(dtype=np.float64))
     true_box = (111, 28, 210, 213)  # of the true matte's alpha > 0
@@ -192,6 +194,23 @@ def test_background_model_fits_a_gradient_and_ignores_the_product() -> None:
     assert float(np.abs(fitted - backdrop).max()) <= 1.5
     assert model.inlier_fraction >= 0.99
     assert float(model.noise.max()) <= 2.5
+
+
+def test_the_lock_mask_leaves_out_the_matte_outline() -> None:
+    alpha = np.zeros((6, 7), np.float32)
+    alpha[1:5, 1:6] = 1.0
+    alpha[2, 3] = 0.97  # solid-looking but below the threshold
+
+    mask = lock_mask_from_alpha(alpha)
+
+    assert mask.astype(int).tolist() == [
+        [0, 0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0, 0],
+        [0, 0, 1, 0, 1, 0, 0],
+        [0, 0, 1, 1, 1, 0, 0],
+        [0, 0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0, 0],
+    ]
 
 
 @pytest.mark.parametrize(
