@@ -1,0 +1,199 @@
+"""What every scene backend takes and returns; importable without torch.
+
+A scene backend paints a scene around a product that is already placed on the canvas. It
+returns raw scenes: the product region of its output is *not* the product (a VAE round trip
+changes it); :mod:`generation.lock` composites the product back afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+__all__ = [
+    "SCHEDULERS",
+    "GenerationCancelled",
+    "LoraSpec",
+    "OutOfMemory",
+    "SceneBackend",
+    "SceneRequest",
+    "StepCallback",
+    "check_request",
+    "generate_with_oom_retry",
+    "is_out_of_memory",
+    "pad_to_multiple",
+]
+
+#: Scheduler names a request may ask for. Each backend maps them onto diffusers classes and
+#: may support only some (flow-matching models have no DDIM).
+SCHEDULERS = ("euler", "ddim", "dpmpp")
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """A LoRA adapter: ``path`` is a local folder or a ``.safetensors`` file."""
+
+    name: str
+    path: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class SceneRequest:
+    """One generation: a canvas, what to keep, what to paint, and how.
+
+    Attributes:
+        image: ``uint8 (H, W, 3)``; the canvas with the product already placed. Whatever lies
+            outside the product may be anything: it is repainted.
+        mask: ``bool (H, W)``; ``True`` is the product (kept), everything else is generated.
+        seeds: one variant per seed; the variants run as one batch, each with its own
+            generator, so variant ``k`` is the same whether it ran alone or in a batch.
+        scheduler: ``"euler"``, ``"ddim"`` or ``"dpmpp"`` (DPM++ 2M).
+        preset, palette: used by the bundled model; diffusers backends ignore them.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    prompt: str
+    negative_prompt: str = ""
+    seeds: tuple[int, ...] = (0,)
+    steps: int = 30
+    guidance: float = 7.0
+    strength: float = 1.0
+    scheduler: str = "euler"
+    loras: tuple[LoraSpec, ...] = ()
+    preset: str | None = None
+    palette: tuple[tuple[int, int, int], ...] = ()
+
+
+#: ``callback(step_index, num_steps) -> bool | None``, called after each denoising step with
+#: ``step_index`` in ``0 .. num_steps - 1``; returning ``True`` cancels the run.
+StepCallback = Callable[[int, int], "bool | None"]
+
+
+class GenerationCancelled(Exception):
+    """The step callback asked the backend to stop."""
+
+    def __init__(self, step_index: int, num_steps: int):
+        super().__init__(f"cancelled after step {step_index + 1} of {num_steps}")
+        self.step_index = step_index
+        self.num_steps = num_steps
+
+
+class OutOfMemory(Exception):
+    """The accelerator ran out of memory (normalised from torch's several ways of saying so)."""
+
+
+class SceneBackend(Protocol):
+    """A model that paints scenes around a placed product."""
+
+    name: str
+
+    def generate(
+        self, request: SceneRequest, *, callback: StepCallback | None = None
+    ) -> list[np.ndarray]:
+        """One ``uint8 (H, W, 3)`` scene per seed, in seed order, at the request's size."""
+        ...
+
+    def describe(self) -> dict:
+        """Recipe facts for reproducibility: backend, model folder, weight hashes, versions."""
+        ...
+
+
+def check_request(request: SceneRequest, *, schedulers: tuple[str, ...] = SCHEDULERS) -> None:
+    """Raise ``ValueError`` naming the first thing wrong with ``request``.
+
+    ``schedulers`` are the names this backend supports (a subset of :data:`SCHEDULERS`).
+    """
+    image, mask = request.image, request.mask
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be a uint8 (H, W, 3) array, got {_describe_array(image)}")
+    if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.shape != image.shape[:2]:
+        raise ValueError(
+            f"mask must be a bool array of the image's shape {image.shape[:2]}, got {_describe_array(mask)}"
+        )
+    if image.shape[0] < 8 or image.shape[1] < 8:
+        raise ValueError(f"image must be at least 8x8 pixels, got {image.shape[1]}x{image.shape[0]}")
+    if not request.seeds:
+        raise ValueError("seeds must name at least one seed (one variant per seed)")
+    if request.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {request.steps}")
+    if not 0.0 < request.strength <= 1.0:
+        raise ValueError(f"strength must be in (0, 1], got {request.strength}")
+    if request.scheduler not in schedulers:
+        raise ValueError(
+            f"unknown scheduler {request.scheduler!r}; this backend supports: {', '.join(schedulers)}"
+        )
+    names = [lora.name for lora in request.loras]
+    if len(set(names)) != len(names):
+        raise ValueError(f"LoRA names must be unique within a request, got {names}")
+
+
+def _describe_array(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} {value.shape}"
+    return type(value).__name__
+
+
+def pad_to_multiple(
+    image: np.ndarray, mask: np.ndarray, multiple: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad ``image`` and ``mask`` at the bottom and right up to sizes divisible by ``multiple``.
+
+    Padding rather than resizing keeps the product's pixels on the model's grid; the padded
+    strip repeats the edge pixels and is marked *not product*, so it is generated and cropped
+    away afterwards.
+    """
+    height, width = mask.shape
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not pad_h and not pad_w:
+        return image, mask
+    image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    mask = np.pad(mask, ((0, pad_h), (0, pad_w)), mode="constant", constant_values=False)
+    return image, mask
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for torch's out-of-memory errors (``torch.cuda.OutOfMemoryError`` is a RuntimeError)."""
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def _empty_accelerator_cache() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")  # a backend that ran has imported it; never import it here
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def generate_with_oom_retry(
+    backend: SceneBackend,
+    request: SceneRequest,
+    *,
+    callback: StepCallback | None = None,
+    on_retry: Callable[[str], None] | None = None,
+) -> list[np.ndarray]:
+    """Run ``request`` once; on :class:`OutOfMemory` retry once with half-size batches.
+
+    The retry splits the seeds into consecutive batches of ``ceil(len(seeds) / 2)`` (a single
+    seed is retried alone, after the cache is emptied). ``on_retry(reason)`` is called before
+    the retry; the callback then sees each batch's steps in turn. A second ``OutOfMemory``
+    propagates. Because each seed has its own generator, the results equal a single run's.
+    """
+    try:
+        return backend.generate(request, callback=callback)
+    except OutOfMemory as error:
+        reason = str(error) or "out of memory"
+    if on_retry is not None:
+        on_retry(reason)
+    _empty_accelerator_cache()
+    size = math.ceil(len(request.seeds) / 2)
+    images: list[np.ndarray] = []
+    for start in range(0, len(request.seeds), size):
+        part = replace(request, seeds=tuple(request.seeds[start : start + size]))
+        images.extend(backend.generate(part, callback=callback))
+    return images
