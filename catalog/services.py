@@ -222,6 +222,19 @@ class JobFailed(Exception):
         self.message = message
 
 
+class JobCancelled(Exception):
+    """The work stopped because someone cancelled the job."""
+
+
+class JobWaiting(Exception):
+    """The job's input is not ready yet (e.g. the photo's cutout is still running): try again
+    in `countdown` seconds, at most `max_waits` times, then fail with `message`."""
+
+    def __init__(self, message: str, *, countdown: float = 3.0, max_waits: int = 200):
+        super().__init__(message)
+        self.message, self.countdown, self.max_waits = message, countdown, max_waits
+
+
 
 def _job_task(kind: str):
     # Resolved at call time: the task modules import these services.
@@ -245,11 +258,12 @@ def job_enqueue(*, photo: ProductPhoto, kind: str, params: dict | None = None) -
     return job
 
 
-def job_start(*, job_id: int) -> Job | None:
+def job_start(*, job_id: int, model: type = Job):
     """queued → running. None when the job is gone or not queued (already handled, or
-    cancelled): a redelivered message then does nothing."""
+    cancelled): a redelivered message then does nothing. `model` is Job or any job row with
+    the same status fields (generation.GenerationJob)."""
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        job = model.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status != JobStatus.QUEUED:
             return None
         job.status = JobStatus.RUNNING
@@ -259,15 +273,16 @@ def job_start(*, job_id: int) -> Job | None:
     return job
 
 
-def job_progress(*, job: Job, progress: int) -> None:
+def job_progress(*, job, progress: int, **fields) -> None:
+    """Record progress (0–100) and any extra display fields (e.g. a message) of a running job."""
     progress = max(0, min(100, int(progress)))
-    Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(progress=progress)
+    type(job).objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(progress=progress, **fields)
     job.progress = progress
 
 
-def _job_finish(*, job: Job, status: str, error: str = "", expected: tuple[str, ...] = (JobStatus.RUNNING,)) -> bool:
+def _job_finish(*, job, status: str, error: str = "", expected: tuple[str, ...] = (JobStatus.RUNNING,)) -> bool:
     with transaction.atomic():
-        current = Job.objects.select_for_update().get(pk=job.pk)
+        current = type(job).objects.select_for_update().get(pk=job.pk)
         if current.status not in expected:
             return False
         current.status = status
@@ -280,21 +295,21 @@ def _job_finish(*, job: Job, status: str, error: str = "", expected: tuple[str, 
     return True
 
 
-def job_succeed(*, job: Job) -> bool:
+def job_succeed(*, job) -> bool:
     return _job_finish(job=job, status=JobStatus.SUCCEEDED)
 
 
-def job_fail(*, job: Job, error: str) -> bool:
+def job_fail(*, job, error: str) -> bool:
     return _job_finish(job=job, status=JobStatus.FAILED, error=error)
 
 
-def job_requeue(*, job: Job) -> bool:
-    """running → queued, for a transient failure that will be retried."""
+def job_requeue(*, job) -> bool:
+    """running → queued, for a transient failure or missing input that will be retried."""
     return _job_finish(job=job, status=JobStatus.QUEUED)
 
 
-def job_cancel(*, job: Job) -> bool:
-    return _job_finish(job=job, status=JobStatus.CANCELLED, expected=(JobStatus.QUEUED, JobStatus.RUNNING))
+def job_cancel(*, job, expected: tuple[str, ...] = (JobStatus.QUEUED, JobStatus.RUNNING)) -> bool:
+    return _job_finish(job=job, status=JobStatus.CANCELLED, expected=expected)
 
 
 # Workers ---------------------------------------------------------------------------------

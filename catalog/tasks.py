@@ -7,8 +7,8 @@ from typing import Callable
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from .models import Job
-from .services import JobFailed, job_fail, job_progress, job_requeue, job_start, job_succeed, photo_thumbnail_make
+from .models import Job, JobStatus
+from .services import JobCancelled, JobFailed, JobWaiting, job_cancel, job_fail, job_progress, job_requeue, job_start, job_succeed, photo_thumbnail_make
 
 logger = logging.getLogger(__name__)
 
@@ -20,14 +20,15 @@ MAX_RETRIES = 3
 USER_ERROR = "Something went wrong while processing this photo. Try again; if it keeps failing, contact support."
 
 
-def run_job(task: Task, job_id: int, work: Callable[[Job, Callable[[int], None]], None]) -> Job | None:
-    """Drive one job row through running → succeeded/failed around `work`, retrying only
-    transient errors, with backoff, a bounded number of times."""
-    job = job_start(job_id=job_id)
+def run_job(task: Task, job_id: int, work: Callable[[Job, Callable[[int], None]], None], *, model: type = Job) -> Job | None:
+    """Drive one job row (`model`: Job or GenerationJob) through running → succeeded / failed /
+    cancelled around `work`, retrying only transient errors, with backoff, a bounded number
+    of times, and re-checking later when the work's input is not ready yet."""
+    job = job_start(job_id=job_id, model=model)
     if job is None:
         logger.info("catalog.job.skipped", extra={"job_id": job_id})
         return None
-    logger.info("catalog.job.started", extra={"job_id": job.pk, "kind": job.kind})
+    logger.info("catalog.job.started", extra={"job_id": job.pk, "kind": getattr(job, "kind", model.__name__)})
     try:
         work(job, lambda p: job_progress(job=job, progress=p))
     except TRANSIENT_ERRORS as exc:
@@ -37,6 +38,16 @@ def run_job(task: Task, job_id: int, work: Callable[[Job, Callable[[int], None]]
             return job
         job_requeue(job=job)
         raise task.retry(exc=exc, countdown=2 ** task.request.retries, max_retries=MAX_RETRIES)
+    except JobWaiting as exc:
+        if task.request.retries >= exc.max_waits:
+            job_fail(job=job, error=exc.message)
+            return job
+        job_requeue(job=job)
+        raise task.retry(countdown=exc.countdown, max_retries=exc.max_waits)
+    except JobCancelled:
+        job_cancel(job=job, expected=(JobStatus.RUNNING,))
+        logger.info("catalog.job.cancelled", extra={"job_id": job.pk})
+        return job
     except JobFailed as exc:
         job_fail(job=job, error=exc.message)
         logger.info("catalog.job.failed", extra={"job_id": job.pk, "reason": exc.message})

@@ -2,14 +2,19 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from brand.api.views import BrandKitViewSet, ScenePresetViewSet
 from catalog.api.views import AuthTokenView, JobViewSet, PhotoViewSet, ProductViewSet
-from generation.api.views import CutoutViewSet, PhotoSegmentView
+from generation.api.views import AssetViewSet, CutoutViewSet, GenerationJobViewSet, PhotoSegmentView
 
 router = DefaultRouter()
 router.register("products", ProductViewSet, basename="product")
 router.register("photos", PhotoViewSet, basename="photo")
-router.register("jobs", JobViewSet, basename="job")
+router.register("photo-jobs", JobViewSet, basename="photo-job")
 router.register("cutouts", CutoutViewSet, basename="cutout")
+router.register("jobs", GenerationJobViewSet, basename="job")
+router.register("assets", AssetViewSet, basename="asset")
+router.register("brand-kits", BrandKitViewSet, basename="brand-kit")
+router.register("presets", ScenePresetViewSet, basename="preset")
 
 urlpatterns = [
     path("auth/token/", AuthTokenView.as_view(), name="auth-token"),

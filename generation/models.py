@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from catalog.models import ProductPhoto, Workspace
+from catalog.models import JobStatus, ProductPhoto, Workspace
 
 
 class CutoutSource(models.TextChoices):
@@ -48,3 +48,78 @@ class Cutout(models.Model):
 
     def __str__(self) -> str:
         return f"cutout r{self.revision} of photo {self.photo_id}"
+
+
+class GenerationJob(models.Model):
+    """One request for scenes: variants × channels of one photo, from a fixed plan.
+
+    `plan` is resolved when the job is created (prompts, model, preset and brand-kit
+    snapshots, seeds, channels), so the task needs nothing else and a recipe can recreate it.
+    The cutout revision is fixed when the task starts (the photo's cutout may still be
+    running when the job is created)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="generation_jobs")
+    photo = models.ForeignKey(ProductPhoto, on_delete=models.CASCADE, related_name="generation_jobs")
+    cutout = models.ForeignKey(Cutout, on_delete=models.PROTECT, null=True, blank=True, related_name="generation_jobs")
+    brand_kit = models.ForeignKey("brand.BrandKit", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    preset = models.ForeignKey("brand.ScenePreset", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    prompt = models.CharField(max_length=1000, blank=True)
+    variants = models.PositiveSmallIntegerField()
+    seed = models.BigIntegerField()
+    channels = models.JSONField(default=list)
+    plan = models.JSONField(default=dict)
+    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=200, blank=True, help_text="what the job is doing now, for the progress bar")
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(variants__gte=1) & models.Q(variants__lte=8), name="genjob_variants_range"),
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="genjob_progress_at_most_100"),
+        ]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+    def __str__(self) -> str:
+        return f"generation job {self.pk} ({self.status})"
+
+
+class Asset(models.Model):
+    """One delivered image: a variant on a channel canvas, locked, checked, with its recipe."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="assets")
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="assets")
+    photo = models.ForeignKey(ProductPhoto, on_delete=models.CASCADE, related_name="assets")
+    cutout = models.ForeignKey(Cutout, on_delete=models.PROTECT, related_name="assets")
+    variant = models.PositiveSmallIntegerField()
+    seed = models.BigIntegerField()
+    channel = models.CharField(max_length=40)
+    file = models.FileField(max_length=255)
+    sha256 = models.CharField(max_length=64, help_text="of the delivered file's bytes")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    lock_certificate = models.JSONField()
+    preflight = models.JSONField(default=list)
+    preflight_passed = models.BooleanField()
+    recipe = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job_id", "channel", "variant"]
+        constraints = [
+            # A retried task cannot store the same image twice.
+            models.UniqueConstraint(fields=["job", "channel", "variant"], name="asset_unique_per_job"),
+        ]
+
+    def __str__(self) -> str:
+        return f"asset {self.pk} ({self.channel} #{self.variant})"

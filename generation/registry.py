@@ -59,3 +59,25 @@ def load_pipeline(name: str) -> Any:
 
         return BackdropPipeline.from_pretrained(spec.path)
     raise ValueError(f"model {name!r} has unknown backend {spec.backend!r}")
+
+
+_loaded: dict[tuple[str, str], Any] = {}
+
+
+def load_scene_backend(name: str) -> Any:
+    """The named model as a scene backend (generation.pipelines.base.SceneBackend), loaded
+    once per process and reused: a worker keeps its models warm across tasks."""
+    spec = get_model(name)
+    key = (name, str(spec.path))
+    if key not in _loaded:
+        if not spec.path.is_dir():
+            raise FileNotFoundError(f"model {name!r} expects its files in {spec.path}")
+        if spec.backend == "backdrop":
+            from generation.backdrop.backend import BackdropBackend
+
+            _loaded[key] = BackdropBackend.from_folder(spec.path)
+        else:
+            from generation.pipelines import load_backend
+
+            _loaded[key] = load_backend(spec.backend, spec.path)
+    return _loaded[key]

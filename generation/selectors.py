@@ -10,7 +10,7 @@ from PIL import Image
 from catalog.models import ProductPhoto, Workspace
 from generation.segmentation import SegmentationResult
 
-from .models import Cutout
+from .models import Asset, Cutout, GenerationJob
 
 
 def cutout_list(*, workspace: Workspace, photo_id=None) -> QuerySet[Cutout]:
@@ -60,3 +60,36 @@ def cutout_result(cutout: Cutout) -> SegmentationResult:
         version=cutout.backend_version,
         notes=tuple(cutout.notes),
     )
+
+
+def _get(queryset: QuerySet, pk, label: str):
+    try:
+        return queryset.get(pk=int(pk))
+    except (queryset.model.DoesNotExist, ValueError, TypeError):
+        raise Http404(f"No {label} with id {pk}") from None
+
+
+def generation_job_list(*, workspace: Workspace, photo_id=None, status: str | None = None) -> QuerySet[GenerationJob]:
+    jobs = GenerationJob.objects.filter(workspace=workspace)
+    if photo_id is not None:
+        jobs = jobs.filter(photo_id=photo_id)
+    if status:
+        jobs = jobs.filter(status=status)
+    return jobs
+
+
+def generation_job_get(*, workspace: Workspace, job_id) -> GenerationJob:
+    return _get(GenerationJob.objects.filter(workspace=workspace), job_id, "generation job")
+
+
+def asset_list(*, workspace: Workspace, job_id=None, photo_id=None) -> QuerySet[Asset]:
+    assets = Asset.objects.filter(workspace=workspace)
+    if job_id is not None:
+        assets = assets.filter(job_id=job_id)
+    if photo_id is not None:
+        assets = assets.filter(photo_id=photo_id)
+    return assets.order_by("-job_id", "channel", "variant")
+
+
+def asset_get(*, workspace: Workspace, asset_id) -> Asset:
+    return _get(Asset.objects.filter(workspace=workspace).select_related("job", "photo", "cutout"), asset_id, "asset")

@@ -2,13 +2,26 @@
 from __future__ import annotations
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from catalog.tasks import run_job
 
-from .services import cutout_make
+from .models import GenerationJob
+from .services import cutout_make, generation_run
 
 
 @shared_task(bind=True, acks_late=True)
 def cutout_photo_task(self: Task, job_id: int) -> None:
     """Cut the product out of a photo (cpu queue)."""
     run_job(self, job_id, lambda job, progress: cutout_make(photo=job.photo, segmenter=job.params["segmenter"], progress=progress))
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    soft_time_limit=settings.VITRINE_GENERATION_SOFT_TIME_LIMIT,
+    time_limit=settings.VITRINE_GENERATION_SOFT_TIME_LIMIT + 60,
+)
+def generate_scenes_task(self: Task, job_id: int) -> None:
+    """Make a generation job's scenes (gpu queue; the model stays loaded in the worker)."""
+    run_job(self, job_id, lambda job, progress: generation_run(job=job, progress=progress), model=GenerationJob)

@@ -13,4 +13,5 @@ urlpatterns = [
     path("photos/<int:photo_id>/", views.photo_detail, name="photo-detail"),
     path("photos/<int:photo_id>/jobs/", views.photo_jobs, name="photo-jobs"),
     path("photos/<int:photo_id>/cutout/", views.photo_cutout_panel, name="photo-cutout"),
+    path("presets/<int:preset_id>/thumbnail/", views.preset_thumbnail, name="preset-thumbnail"),
 ]

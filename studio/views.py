@@ -4,10 +4,12 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseForbidden
+from django.http import Http404, HttpResponseForbidden
 from django.shortcuts import render
 
+from brand import selectors as brand_selectors
 from catalog import selectors
+from catalog.api.views import stored_file_response
 from catalog.models import JobKind
 from generation import selectors as generation_selectors
 
@@ -79,3 +81,11 @@ def photo_cutout_panel(request, photo_id: int):
 def photo_jobs(request, photo_id: int):
     photo = selectors.photo_get(workspace=request.workspace, photo_id=photo_id)
     return render(request, "studio/_photo_jobs.html", {"photo": photo})
+
+
+@workspace_page
+def preset_thumbnail(request, preset_id: int):
+    preset = brand_selectors.preset_get(workspace=request.workspace, preset_id=preset_id)
+    if not preset.thumbnail:
+        raise Http404("This preset has no thumbnail.")
+    return stored_file_response(preset.thumbnail, f"preset-{preset.slug}.webp")

@@ -172,12 +172,14 @@ CELERY_TASK_QUEUES = [KombuQueue(q.value, Exchange(q.value), routing_key=q.value
 CELERY_TASK_ROUTES = {
     "catalog.tasks.photo_thumbnail_task": {"queue": Queue.CPU.value},
     "generation.tasks.cutout_photo_task": {"queue": Queue.CPU.value},
+    "generation.tasks.generate_scenes_task": {"queue": Queue.GPU.value},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("VITRINE_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("VITRINE_TASK_TIME_LIMIT", default=660)
+VITRINE_GENERATION_SOFT_TIME_LIMIT = env.int("VITRINE_GENERATION_SOFT_TIME_LIMIT", default=1800)
 CELERY_TASK_ALWAYS_EAGER = env.bool("VITRINE_TASKS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 

@@ -1,7 +1,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from generation.models import Cutout
+from generation.models import Asset, Cutout, GenerationJob
 
 
 class CutoutSerializer(serializers.ModelSerializer):
@@ -37,3 +37,44 @@ class CutoutResetSerializer(serializers.Serializer):
 
 class SegmentRequestSerializer(serializers.Serializer):
     segmenter = serializers.CharField(required=False, help_text="'studio' or 'rembg:<model>'; default from settings.")
+
+
+class GenerationJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GenerationJob
+        fields = [
+            "id", "photo", "cutout", "brand_kit", "preset", "prompt", "variants", "seed", "channels", "status",
+            "progress", "message", "error", "attempts", "cancel_requested", "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class GenerationJobCreateSerializer(serializers.Serializer):
+    photo = serializers.IntegerField()
+    variants = serializers.IntegerField(default=4, min_value=1, max_value=8)
+    seed = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2**31 - 1)
+    preset = serializers.IntegerField(required=False, allow_null=True, help_text="default: the workspace's default preset")
+    brand_kit = serializers.IntegerField(required=False, allow_null=True, help_text="default: the workspace's default brand kit")
+    prompt = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+    channels = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=False)
+
+
+class AssetSerializer(serializers.ModelSerializer):
+    download = serializers.SerializerMethodField()
+    lock_verified_pixels = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Asset
+        fields = [
+            "id", "job", "photo", "cutout", "variant", "seed", "channel", "width", "height", "sha256", "download",
+            "lock_verified_pixels", "lock_certificate", "preflight", "preflight_passed", "recipe", "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_download(self, asset) -> str:
+        request = self.context.get("request")
+        path = reverse("api:asset-file", kwargs={"pk": asset.pk})
+        return request.build_absolute_uri(path) if request else path
+
+    def get_lock_verified_pixels(self, asset) -> int:
+        return asset.lock_certificate["locked_pixels"] if asset.lock_certificate.get("passed") else 0

@@ -11,9 +11,18 @@ from catalog.api.serializers import JobSerializer
 from catalog.api.views import WorkspaceScoped, stored_file_response
 from catalog.uploads import UploadRejected
 from generation import selectors, services
-from generation.models import Cutout
+from brand import selectors as brand_selectors
+from generation.models import Asset, Cutout, GenerationJob
 
-from .serializers import CutoutResetSerializer, CutoutRevisionSerializer, CutoutSerializer, SegmentRequestSerializer
+from .serializers import (
+    AssetSerializer,
+    CutoutResetSerializer,
+    CutoutRevisionSerializer,
+    CutoutSerializer,
+    GenerationJobCreateSerializer,
+    GenerationJobSerializer,
+    SegmentRequestSerializer,
+)
 
 MAX_MASK_BYTES = 20 * 1024 * 1024
 
@@ -84,3 +93,75 @@ class PhotoSegmentView(viewsets.ViewSet):
         data.is_valid(raise_exception=True)
         job = services.cutout_request(photo=photo, segmenter=data.validated_data.get("segmenter"))
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class GenerationJobViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Scene generation jobs: create (202), follow progress, cancel."""
+
+    serializer_class = GenerationJobSerializer
+    queryset = GenerationJob.objects.none()
+
+    def scoped_queryset(self):
+        return selectors.generation_job_list(
+            workspace=self.request.workspace,
+            photo_id=self.request.query_params.get("photo") or None,
+            status=self.request.query_params.get("status") or None,
+        )
+
+    def get_object(self):
+        return selectors.generation_job_get(workspace=self.request.workspace, job_id=self.kwargs["pk"])
+
+    @extend_schema(
+        request=GenerationJobCreateSerializer,
+        responses={202: GenerationJobSerializer},
+        description="Queue scenes for a photo. The smallest request is {\"photo\": id}; everything else comes "
+        "from the workspace's default brand kit and preset. The job waits for the photo's cutout if needed.",
+    )
+    def create(self, request):
+        data = GenerationJobCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        workspace = request.workspace
+        photo = catalog_selectors.photo_get(workspace=workspace, photo_id=values["photo"])
+        preset = brand_selectors.preset_get(workspace=workspace, preset_id=values["preset"]) if values.get("preset") else None
+        kit = brand_selectors.brand_kit_get(workspace=workspace, kit_id=values["brand_kit"]) if values.get("brand_kit") else None
+        job = services.generation_job_create(
+            photo=photo, user=request.user, variants=values["variants"], seed=values.get("seed"), preset=preset,
+            brand_kit=kit, prompt=values["prompt"], channels=values.get("channels"),
+        )
+        return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=GenerationJobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel: a queued job stops at once, a running one after its current step."""
+        return Response(self.get_serializer(services.generation_job_cancel(job=self.get_object())).data)
+
+
+class AssetViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = AssetSerializer
+    queryset = Asset.objects.none()
+
+    def scoped_queryset(self):
+        params = self.request.query_params
+        return selectors.asset_list(workspace=self.request.workspace, job_id=params.get("job") or None, photo_id=params.get("photo") or None)
+
+    def get_object(self):
+        return selectors.asset_get(workspace=self.request.workspace, asset_id=self.kwargs["pk"])
+
+    @extend_schema(parameters=[OpenApiParameter("job", int), OpenApiParameter("photo", int)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses={(200, "image/png"): bytes}, description="The delivered PNG (with its XMP provenance mark).")
+    @action(detail=True, methods=["get"], url_path="file", url_name="file")
+    def file(self, request, pk=None):
+        asset = self.get_object()
+        return stored_file_response(asset.file, f"vitrine-{asset.photo_id}-{asset.channel}-{asset.variant}.png")
+
+    @extend_schema(request=None, responses={202: GenerationJobSerializer})
+    @action(detail=True, methods=["post"])
+    def regenerate(self, request, pk=None):
+        """Replay this asset's recipe as a new job (same cutout, model, prompts, settings, seed)."""
+        job = services.asset_regenerate(asset=self.get_object(), user=request.user)
+        return Response(GenerationJobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)

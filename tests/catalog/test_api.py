@@ -180,8 +180,8 @@ def test_jobs_list_and_detail(api, workspace, django_capture_on_commit_callbacks
         photo = make_photo(workspace)
     job = Job.objects.get(photo=photo, kind="thumbnail")
 
-    listing = api.get(f"/api/v1/jobs/?photo={photo.pk}").json()
-    detail = api.get(f"/api/v1/jobs/{job.pk}/").json()
+    listing = api.get(f"/api/v1/photo-jobs/?photo={photo.pk}").json()
+    detail = api.get(f"/api/v1/photo-jobs/{job.pk}/").json()
 
     assert sorted(j["kind"] for j in listing["results"]) == ["cutout", "thumbnail"]
     assert (detail["kind"], detail["status"], detail["progress"], detail["attempts"]) == ("thumbnail", "succeeded", 100, 1)
@@ -210,7 +210,7 @@ def foreign_rows(other_membership):
         ("delete", "/api/v1/photos/{photo}/", None),
         ("get", "/api/v1/photos/{photo}/file/original/", None),
         ("get", "/api/v1/photos/{photo}/file/thumbnail/", None),
-        ("get", "/api/v1/jobs/{job}/", None),
+        ("get", "/api/v1/photo-jobs/{job}/", None),
     ],
 )
 def test_rows_of_another_workspace_answer_404(api, foreign_rows, method, url, payload):
@@ -224,7 +224,7 @@ def test_rows_of_another_workspace_answer_404(api, foreign_rows, method, url, pa
     assert ProductPhoto.objects.filter(pk=ids["photo"]).exists()
 
 
-@pytest.mark.parametrize("url", ["/api/v1/products/", "/api/v1/photos/", "/api/v1/jobs/"])
+@pytest.mark.parametrize("url", ["/api/v1/products/", "/api/v1/photos/", "/api/v1/photo-jobs/"])
 def test_lists_show_only_the_callers_workspace(api, foreign_rows, url):
     assert api.get(url).json()["count"] == 0
 

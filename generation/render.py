@@ -1,0 +1,175 @@
+"""One generation plan in, finished assets out: scenes from a backend, fitted to each channel's
+canvas, the product composited and locked at full resolution, checked, encoded once with
+the provenance mark. Plain values only; the Django task stores what this yields."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from generation.compose import AS_PHOTO, compose, fill_for, fit_transform
+from generation.lock import LockCertificate, ProductLayer, Transform, place_layer, verify_lock
+from generation.preflight import ChannelSpec, get_channel
+from generation.provenance import decode_png, encode_png, xmp_packet
+
+#: Megapixels each diffusion backend was trained at; scenes are made there, then resized.
+NATIVE_PIXELS = {"sd-inpaint": 512 * 512, "sdxl-inpaint": 1024 * 1024, "flux-fill": 1024 * 1024}
+#: Marketplace main images have no fixed size; this is the common upload size.
+WHITE_CANVAS = (2000, 2000)
+#: The neutral grey behind the product in the backend's input (it is repainted).
+NEUTRAL = (128, 128, 128)
+
+
+@dataclass(frozen=True)
+class LoraRef:
+    name: str
+    path: str
+    weight: float
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    model: str
+    backend: str
+    prompt: str
+    negative_prompt: str
+    seeds: tuple[int, ...]
+    channels: tuple[str, ...]
+    steps: int
+    guidance: float
+    strength: float
+    scheduler: str
+    style: str | None = None
+    palette: tuple[tuple[int, int, int], ...] = ()
+    loras: tuple[LoraRef, ...] = ()
+    software: str = "Vitrine"
+    #: Only these variants become assets (a replay). The whole batch of `seeds` still runs:
+    #: batched kernels round differently from single runs, so an exact replay is the batch.
+    keep_variants: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class RenderedAsset:
+    channel: str
+    variant: int
+    seed: int
+    png: bytes
+    width: int
+    height: int
+    certificate: LockCertificate
+    preflight: list[dict]
+    preflight_passed: bool
+    transform: Transform
+    native_size: tuple[int, int] | None
+    sha256: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", hashlib.sha256(self.png).hexdigest())
+
+
+# progress(fraction 0..1, message) -> True to cancel
+Progress = Callable[[float, str], bool]
+
+
+def channel_spec(name: str) -> ChannelSpec:
+    return AS_PHOTO if name == AS_PHOTO.name else get_channel(name)
+
+
+def channel_canvas(spec: ChannelSpec, photo_size: tuple[int, int]) -> tuple[int, int]:
+    if spec.width and spec.height:
+        return spec.width, spec.height
+    if spec.white_background:
+        return WHITE_CANVAS
+    return photo_size
+
+
+def native_size(backend: str, canvas: tuple[int, int]) -> tuple[int, int]:
+    """The size the backend makes a scene at for this canvas: the canvas's aspect at the
+    backend's training resolution, in multiples of 64 (the bundled model works at any size)."""
+    pixels = NATIVE_PIXELS.get(backend)
+    if pixels is None:
+        return canvas
+    w, h = canvas
+    scale = (pixels / (w * h)) ** 0.5
+    return max(64, int(round(w * scale / 64)) * 64), max(64, int(round(h * scale / 64)) * 64)
+
+
+def _scaled(transform: Transform, ratio: float) -> Transform:
+    return Transform(scale=float(f"{transform.scale * ratio:.6f}"), dx=int(round(transform.dx * ratio)), dy=int(round(transform.dy * ratio)))
+
+
+def render(
+    *,
+    plan: RenderPlan,
+    layer: ProductLayer,
+    bbox: tuple[int, int, int, int] | None,
+    backend,
+    progress: Progress = lambda fraction, message: False,
+    on_retry: Callable[[str], None] | None = None,
+) -> Iterator[RenderedAsset]:
+    """Yield one asset per (channel, seed). Raises GenerationCancelled when `progress` asks to stop."""
+    from generation.pipelines.base import GenerationCancelled, SceneRequest, generate_with_oom_retry
+
+    photo_size = (layer.rgb.shape[1], layer.rgb.shape[0])
+    specs = [channel_spec(name) for name in plan.channels]
+    with_model = [spec for spec in specs if not spec.white_background]
+    done_steps, total_steps = 0, max(1, len(with_model) * plan.steps)
+
+    for spec in specs:
+        canvas = channel_canvas(spec, photo_size)
+        transform = Transform() if canvas == photo_size and spec is AS_PHOTO else fit_transform(
+            bbox=bbox, photo_size=photo_size, canvas_size=canvas, fill=fill_for(spec)
+        )
+        native = None
+        if spec.white_background:
+            # The channel's rule is pure white around the product: no model is asked.
+            scenes = [np.full((canvas[1], canvas[0], 3), 255, np.uint8) for _ in plan.seeds]
+        else:
+            native = native_size(plan.backend, canvas)
+            native_transform = _scaled(transform, native[0] / canvas[0])
+            placed = place_layer(layer, native_transform, native)
+            init = np.empty((native[1], native[0], 3), np.uint8)
+            init[:] = NEUTRAL
+            init[placed.mask] = placed.rgb[placed.mask]
+            request = SceneRequest(
+                image=init, mask=placed.mask, prompt=plan.prompt, negative_prompt=plan.negative_prompt,
+                seeds=plan.seeds, steps=plan.steps, guidance=plan.guidance, strength=plan.strength,
+                scheduler=plan.scheduler, preset=plan.style, palette=plan.palette,
+                loras=tuple(_lora_spec(lora) for lora in plan.loras),
+            )
+            offset = done_steps
+
+            def step(i: int, n: int, offset=offset, name=spec.title) -> bool:
+                return progress((offset + (i + 1) * plan.steps / max(n, 1)) / total_steps, f"{name}: step {i + 1} of {n}")
+
+            if progress(done_steps / total_steps, f"{spec.title}: generating {len(plan.seeds)} scene(s)"):
+                raise GenerationCancelled(0, plan.steps)
+            scenes = generate_with_oom_retry(backend, request, callback=step, on_retry=on_retry)
+            done_steps += plan.steps
+        for variant, (seed, scene) in enumerate(zip(plan.seeds, scenes)):
+            if plan.keep_variants is not None and variant not in plan.keep_variants:
+                continue
+            if scene.shape[:2] != (canvas[1], canvas[0]):
+                scene = cv2.resize(scene, canvas, interpolation=cv2.INTER_CUBIC if canvas[0] > scene.shape[1] else cv2.INTER_AREA)
+            composed = compose(layer=layer, scene=scene, transform=transform, channel=spec)
+            png = encode_png(
+                composed.image,
+                xmp=xmp_packet(software=plan.software, extra={"model": plan.model, "seed": str(seed), "channel": spec.name}),
+            )
+            # Certify what is delivered: the decoded file, not the array it came from.
+            certificate = verify_lock(image=decode_png(png), layer=layer, transform=transform).require()
+            yield RenderedAsset(
+                channel=spec.name, variant=variant, seed=seed, png=png, width=canvas[0], height=canvas[1],
+                certificate=certificate, preflight=[c.to_dict() for c in composed.preflight],
+                preflight_passed=composed.preflight_passed, transform=transform, native_size=native,
+            )
+
+
+def _lora_spec(lora: LoraRef):
+    from generation.pipelines.base import LoraSpec
+
+    return LoraSpec(name=lora.name, path=lora.path, weight=lora.weight)

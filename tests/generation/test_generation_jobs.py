@@ -1,0 +1,245 @@
+"""Generation jobs and assets: the default model end to end, recipes, cancellation, the API."""
+import io
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from brand.models import BrandKit, ScenePreset
+from catalog.models import JobStatus
+from catalog.services import photo_upload
+from generation import registry
+from generation.lock import ProductLayer, verify_lock
+from generation.models import Asset, GenerationJob
+from generation.provenance import DIGITAL_SOURCE_TYPE, read_xmp
+from generation.selectors import cutout_result
+from generation.services import generation_job_cancel, generation_job_create
+from tests.images import product_on_white
+
+pytestmark = pytest.mark.django_db
+
+W, H = 160, 120
+
+
+@pytest.fixture
+def photo(workspace, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        return photo_upload(workspace=workspace, file=SimpleUploadedFile("box.png", product_on_white(size=(W, H)))).photo
+
+
+@pytest.fixture(autouse=True)
+def fast_presets(workspace):
+    """The real bundled model, with 4 sampling steps instead of 20 to keep the suite quick."""
+    from brand.services import workspace_defaults_ensure
+
+    workspace_defaults_ensure(workspace=workspace)
+    ScenePreset.objects.filter(workspace=workspace).update(steps=4)
+
+
+@pytest.fixture
+def run_jobs(django_capture_on_commit_callbacks):
+    """Run whatever is enqueued inside the block, like a worker would once it is committed."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def test_smallest_request_makes_locked_marked_assets_from_the_defaults(api, photo, run_jobs):
+    with run_jobs():
+        response = api.post("/api/v1/jobs/", {"photo": photo.pk, "variants": 2, "seed": 5}, format="json")
+
+    assert response.status_code == 202
+    job = GenerationJob.objects.get(pk=response.json()["id"])
+    assert (job.status, job.progress, job.error) == (JobStatus.SUCCEEDED, 100, "")
+    assert (job.preset.slug, job.brand_kit.name, job.channels, job.plan["seeds"]) == ("studio-white", "House style", ["square-2048"], [5, 6])
+    assets = list(Asset.objects.filter(job=job).order_by("variant"))
+    assert [(a.channel, a.variant, a.seed, a.width, a.height) for a in assets] == [("square-2048", 0, 5, 2048, 2048), ("square-2048", 1, 6, 2048, 2048)]
+    layer = ProductLayer.from_segmentation(cutout_result(job.cutout))
+    for asset in assets:
+        data = asset.file.open("rb").read()
+        pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        certificate = verify_lock(image=pixels, layer=layer, transform=_transform(asset))
+        assert (certificate.passed, certificate.locked_pixels) == (True, asset.lock_certificate["locked_pixels"])
+        assert asset.lock_certificate["changed_pixels"] == 0 and asset.lock_certificate["locked_pixels"] > 10_000
+        assert DIGITAL_SOURCE_TYPE in read_xmp(data)
+        assert [c["name"] for c in asset.preflight] == ["size", "megapixels", "edge-halo"]
+    assert assets[0].sha256 != assets[1].sha256  # different seeds, different scenes
+
+
+def _transform(asset):
+    from generation.lock import Transform
+
+    return Transform(**asset.recipe["transform"])
+
+
+def test_recipe_records_everything_needed_to_replay(api, photo, run_jobs):
+    with run_jobs():
+        job_id = api.post("/api/v1/jobs/", {"photo": photo.pk, "variants": 1, "seed": 11, "prompt": "on a sunny sill", "channels": ["as-photo"]}, format="json").json()["id"]
+
+    recipe = Asset.objects.get(job_id=job_id).recipe
+    assert recipe["seed"] == 11
+    assert recipe["plan"]["prompt"].startswith("on a sunny sill, clean white studio sweep")
+    assert recipe["plan"]["preset"]["version"] == 1 and recipe["plan"]["brand_kit"]["version"] == 1
+    assert recipe["cutout"]["revision"] == 1
+    assert recipe["backend"]["model"] == "backdrop-mini"
+    assert len(recipe["backend"]["weights_sha256"]) >= 1
+    assert set(recipe) >= {"transform", "native_size", "vitrine_version", "channel"}
+
+
+def test_regenerate_from_recipe_gives_the_same_pixels(api, photo, run_jobs):
+    with run_jobs():
+        job_id = api.post("/api/v1/jobs/", {"photo": photo.pk, "variants": 2, "seed": 3, "channels": ["as-photo"]}, format="json").json()["id"]
+    original = Asset.objects.get(job_id=job_id, variant=1)
+
+    with run_jobs():
+        response = api.post(f"/api/v1/assets/{original.pk}/regenerate/")
+
+    assert response.status_code == 202
+    again = Asset.objects.get(job_id=response.json()["id"])
+    assert (again.seed, again.variant, again.channel, again.cutout_id) == (original.seed, 1, original.channel, original.cutout_id)
+    assert GenerationJob.objects.get(pk=response.json()["id"]).variants == 1
+    assert again.sha256 == original.sha256
+
+
+def test_channels_each_get_their_canvas_and_checks(api, photo, run_jobs):
+    with run_jobs():
+        job_id = api.post(
+            "/api/v1/jobs/", {"photo": photo.pk, "variants": 1, "seed": 1, "channels": ["marketplace-white", "portrait-4x5"]}, format="json"
+        ).json()["id"]
+
+    assets = {a.channel: a for a in Asset.objects.filter(job_id=job_id)}
+    assert (assets["portrait-4x5"].width, assets["portrait-4x5"].height) == (1080, 1350)
+    white = assets["marketplace-white"]
+    checks = {c["name"]: c["passed"] for c in white.preflight}
+    assert checks["white-background"] is True
+    assert white.lock_certificate["changed_pixels"] == 0
+
+
+def test_banned_term_in_the_prompt_is_refused(api, photo, workspace):
+    from brand.services import workspace_defaults_ensure
+
+    workspace_defaults_ensure(workspace=workspace)
+    BrandKit.objects.filter(workspace=workspace).update(banned_terms=["cheap"])
+
+    response = api.post("/api/v1/jobs/", {"photo": photo.pk, "prompt": "Cheap plastic look"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "The prompt uses 'cheap', which this brand kit does not allow. Reword it and try again."
+    assert GenerationJob.objects.count() == 0
+
+
+def test_unknown_channel_is_refused(api, photo):
+    response = api.post("/api/v1/jobs/", {"photo": photo.pk, "channels": ["billboard"]}, format="json")
+
+    assert response.status_code == 400
+    assert "Unknown: billboard." in response.json()["error"]["message"]
+
+
+def test_a_queued_job_is_cancelled_at_once(photo, user):
+    job = generation_job_create(photo=photo, user=user, variants=1, seed=1)
+
+    generation_job_cancel(job=job)
+
+    assert job.status == JobStatus.CANCELLED
+
+
+def test_a_running_job_stops_at_its_next_step(photo, user, django_capture_on_commit_callbacks):
+    from generation.tasks import generate_scenes_task
+
+    job = generation_job_create(photo=photo, user=user, variants=2, seed=1)
+    GenerationJob.objects.filter(pk=job.pk).update(cancel_requested=True)  # as if a user clicked while it ran
+
+    generate_scenes_task.apply(args=[job.pk])
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert Asset.objects.filter(job=job).count() == 0
+
+
+def test_a_job_waits_for_the_photos_cutout(workspace, user, django_capture_on_commit_callbacks):
+    from catalog.services import JobWaiting
+    from generation.services import generation_run
+
+    photo = photo_upload(workspace=workspace, file=SimpleUploadedFile("late.png", product_on_white(size=(W, H), seed=9))).photo
+    job = generation_job_create(photo=photo, user=user, variants=1, seed=1)
+
+    with pytest.raises(JobWaiting):
+        generation_run(job=job, progress=lambda p: None)
+
+
+def test_missing_model_fails_the_job_with_what_to_do(api, photo, run_jobs, workspace, monkeypatch, tmp_path):
+    monkeypatch.setenv("VITRINE_MODELS_DIR", str(tmp_path))
+    registry._loaded.clear()
+
+    with run_jobs():
+        job_id = api.post("/api/v1/jobs/", {"photo": photo.pk, "variants": 1, "channels": ["as-photo"]}, format="json").json()["id"]
+
+    job = GenerationJob.objects.get(pk=job_id)
+    registry._loaded.clear()
+    assert job.status == JobStatus.FAILED
+    assert job.error.startswith("The scene model 'backdrop-mini' is not installed on this worker")
+
+
+def test_out_of_memory_is_retried_with_smaller_batches(api, photo, run_jobs, monkeypatch):
+    from generation.pipelines.base import OutOfMemory
+
+    backend = registry.load_scene_backend("backdrop-mini")
+    real = backend.generate
+    calls = []
+
+    def flaky(request, *, callback=None):
+        calls.append(len(request.seeds))
+        if len(calls) == 1:
+            raise OutOfMemory("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(request, callback=callback)
+
+    monkeypatch.setattr(backend, "generate", flaky)
+
+    with run_jobs():
+        job_id = api.post("/api/v1/jobs/", {"photo": photo.pk, "variants": 4, "seed": 2, "channels": ["as-photo"]}, format="json").json()["id"]
+
+    job = GenerationJob.objects.get(pk=job_id)
+    assert job.status == JobStatus.SUCCEEDED
+    assert calls == [4, 2, 2]
+    assert Asset.objects.filter(job=job).count() == 4
+
+
+def test_progress_is_recorded_and_the_job_api_shows_it(api, photo, run_jobs):
+    with run_jobs():
+        job_id = api.post("/api/v1/jobs/", {"photo": photo.pk, "variants": 1, "seed": 4, "channels": ["as-photo"]}, format="json").json()["id"]
+
+    body = api.get(f"/api/v1/jobs/{job_id}/").json()
+    assert (body["status"], body["progress"], body["message"]) == ("succeeded", 100, "1 image(s) ready")
+    listing = api.get(f"/api/v1/assets/?job={job_id}").json()
+    assert listing["count"] == 1
+    assert listing["results"][0]["lock_verified_pixels"] > 2000
+
+
+# Tenant isolation --------------------------------------------------------------------------
+
+
+def test_another_workspace_cannot_see_or_touch_jobs_and_assets(api, other_api, photo, run_jobs):
+    with run_jobs():
+        job_id = api.post("/api/v1/jobs/", {"photo": photo.pk, "variants": 1, "seed": 4, "channels": ["as-photo"]}, format="json").json()["id"]
+    asset = Asset.objects.get(job_id=job_id)
+
+    assert other_api.get(f"/api/v1/jobs/{job_id}/").status_code == 404
+    assert other_api.post(f"/api/v1/jobs/{job_id}/cancel/").status_code == 404
+    assert other_api.get(f"/api/v1/assets/{asset.pk}/").status_code == 404
+    assert other_api.get(f"/api/v1/assets/{asset.pk}/file/").status_code == 404
+    assert other_api.post(f"/api/v1/assets/{asset.pk}/regenerate/").status_code == 404
+    assert other_api.post("/api/v1/jobs/", {"photo": photo.pk}, format="json").status_code == 404
+    assert other_api.get("/api/v1/assets/").json()["count"] == 0
+    assert other_api.get("/api/v1/jobs/").json()["count"] == 0
+    assert GenerationJob.objects.count() == 1
+
+
+def test_another_workspaces_preset_cannot_be_used(api, other_api, photo, other_membership):
+    from brand.services import workspace_defaults_ensure
+
+    workspace_defaults_ensure(workspace=other_membership.workspace)
+    foreign = ScenePreset.objects.filter(workspace=other_membership.workspace).first()
+
+    response = api.post("/api/v1/jobs/", {"photo": photo.pk, "preset": foreign.pk}, format="json")
+
+    assert response.status_code == 404
+    assert GenerationJob.objects.count() == 0
