@@ -51,7 +51,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "flux-fill": ("generation.pipelines.flux_fill", "FluxFillBackend"),
 }
 
-_cache: dict[tuple[str, str, str | None], SceneBackend] = {}
+_cache: dict[tuple[str, str, str], SceneBackend] = {}
 # Two threads asking for the same model at once must not load it twice (GPU memory).
 _cache_lock = threading.Lock()
 
@@ -78,10 +78,15 @@ def load_backend(
         FileNotFoundError: the folder is missing; the message names the folder and
             ``python manage.py models pull NAME``.
     """
+    cls = backend_class(backend)
+    if device is None:  # resolved first, so that None and its meaning share one entry
+        from generation.pipelines._diffusers import default_device
+
+        device = default_device()
     key = (backend, str(Path(folder).resolve()), device)
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = backend_class(backend).from_folder(Path(folder), device=device)
+            _cache[key] = cls.from_folder(Path(folder), device=device)
         return _cache[key]
 
 

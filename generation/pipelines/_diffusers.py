@@ -98,6 +98,8 @@ class DiffusersInpaintBackend:
     }
     #: extra factor on the VAE's downsampling that input sizes must be divisible by
     latent_multiple: ClassVar[int] = 1
+    #: LoRA adapters kept loaded between requests; beyond this the least recently used go.
+    max_loaded_loras: int = 8
 
     def __init__(
         self,
@@ -180,7 +182,7 @@ class DiffusersInpaintBackend:
         # 5. Progress and cancellation.
         def on_step_end(pipe: Any, step_index: int, timestep: Any, tensors: dict) -> dict:
             num_steps = pipe.num_timesteps
-            if callback is not None and callback(step_index, num_steps) is True:
+            if callback is not None and callback(step_index, num_steps):
                 raise GenerationCancelled(step_index, num_steps)
             return {}
 
@@ -240,6 +242,13 @@ class DiffusersInpaintBackend:
             else:
                 self.pipe.load_lora_weights(str(path), adapter_name=lora.name, local_files_only=True)
             self._loras[lora.name] = lora.path
+        for lora in loras:  # most recently used last
+            self._loras[lora.name] = self._loras.pop(lora.name)
+        requested = {lora.name for lora in loras}
+        stale = [name for name in self._loras if name not in requested]
+        for name in stale[: max(0, len(self._loras) - self.max_loaded_loras)]:
+            self.pipe.delete_adapters(name)
+            del self._loras[name]
         # Adapters stay loaded for the next request that wants them, but only the requested
         # ones are active; with none requested the base weights run untouched.
         if loras:
