@@ -156,7 +156,7 @@ class DiffusersInpaintBackend:
 
         Raises:
             ValueError: a malformed request or an unsupported scheduler.
-            GenerationCancelled: ``callback`` returned ``True``.
+            GenerationCancelled: ``callback`` returned a true value.
             OutOfMemory: the accelerator ran out of memory.
             FileNotFoundError: a requested LoRA is missing.
         """

@@ -350,6 +350,23 @@ def test_load_backend_loads_once_per_process(models, name):
     assert load_backend(name, models.folder(name), device="cpu") is models.backend(name)
 
 
+DENOISERS = {"sd-inpaint": "UNet2DConditionModel", "sdxl-inpaint": "UNet2DConditionModel", "flux-fill": "FluxTransformer2DModel"}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_compile_flag_compiles_the_denoiser_in_place(models, name, monkeypatch):
+    # Recorded, not run: inductor needs minutes and a C++ toolchain; what matters here is that
+    # the denoiser (and only it) is compiled in place, keeping its class for LoRA loading.
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda module, *a, **k: compiled.append(type(module).__name__))
+    monkeypatch.setenv("VITRINE_TORCH_COMPILE", "1")
+
+    backend = backend_class(name).from_folder(models.folder(name), device="cpu")
+
+    assert compiled == [DENOISERS[name]]
+    assert backend.describe()["compiled"] is True
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_missing_model_folder_names_the_folder_and_the_pull_command(name, tmp_path):
     folder = tmp_path / "sdxl-inpainting-1.0"
