@@ -105,6 +105,7 @@ class Asset(models.Model):
     seed = models.BigIntegerField()
     channel = models.CharField(max_length=40)
     file = models.FileField(max_length=255)
+    preview = models.FileField(max_length=255, blank=True, help_text="WebP for the gallery, long side 768 px")
     sha256 = models.CharField(max_length=64, help_text="of the delivered file's bytes")
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()

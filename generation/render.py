@@ -4,11 +4,13 @@ the provenance mark. Plain values only; the Django task stores what this yields.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from generation.compose import AS_PHOTO, compose, fill_for, fit_transform
 from generation.lock import LockCertificate, ProductLayer, Transform, place_layer, verify_lock
@@ -65,6 +67,7 @@ class RenderedAsset:
     preflight_passed: bool
     transform: Transform
     native_size: tuple[int, int] | None
+    preview: bytes
     sha256: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -166,7 +169,21 @@ def render(
                 channel=spec.name, variant=variant, seed=seed, png=png, width=canvas[0], height=canvas[1],
                 certificate=certificate, preflight=[c.to_dict() for c in composed.preflight],
                 preflight_passed=composed.preflight_passed, transform=transform, native_size=native,
+                preview=encode_preview(composed.image),
             )
+
+
+PREVIEW_SIDE = 768
+
+
+def encode_preview(image: np.ndarray) -> bytes:
+    """A small WebP for galleries (never delivered: the PNG is the asset)."""
+    h, w = image.shape[:2]
+    scale = min(1.0, PREVIEW_SIDE / max(h, w))
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) if scale < 1 else image
+    buffer = io.BytesIO()
+    Image.fromarray(small).save(buffer, format="WEBP", quality=82, method=4)
+    return buffer.getvalue()
 
 
 def _lora_spec(lora: LoraRef):

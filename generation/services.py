@@ -409,14 +409,16 @@ def _asset_store(*, job: GenerationJob, cutout: Cutout, rendered: RenderedAsset,
     existing = Asset.objects.filter(job=job, channel=rendered.channel, variant=rendered.variant).first()
     if existing is not None:  # a retried task made this one already
         return existing
-    stored = default_storage.save(name, ContentFile(rendered.png))
+    stored = [default_storage.save(name, ContentFile(rendered.png))]
     try:
+        stored.append(default_storage.save(name.removesuffix(".png") + "-preview.webp", ContentFile(rendered.preview)))
         return Asset.objects.create(
             workspace_id=job.workspace_id, job=job, photo_id=job.photo_id, cutout=cutout, variant=rendered.variant,
-            seed=rendered.seed, channel=rendered.channel, file=stored, sha256=rendered.sha256, width=rendered.width,
+            seed=rendered.seed, channel=rendered.channel, file=stored[0], preview=stored[1], sha256=rendered.sha256, width=rendered.width,
             height=rendered.height, lock_certificate=rendered.certificate.to_dict(), preflight=rendered.preflight,
             preflight_passed=rendered.preflight_passed, recipe=recipe,
         )
     except BaseException:
-        default_storage.delete(stored)
+        for stored_name in stored:
+            default_storage.delete(stored_name)
         raise

@@ -5,13 +5,19 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseForbidden
-from django.shortcuts import render
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from brand import selectors as brand_selectors
 from catalog import selectors
 from catalog.api.views import stored_file_response
 from catalog.models import JobKind
+from brand.services import workspace_defaults_ensure
 from generation import selectors as generation_selectors
+from generation import services as generation_services
+
+from .forms import ComposeForm
 
 
 def workspace_page(view):
@@ -56,6 +62,7 @@ def photo_grid(request):
 def _photo_context(request, photo_id: int) -> dict:
     photo = selectors.photo_get(workspace=request.workspace, photo_id=photo_id)
     revisions = list(generation_selectors.cutout_list(workspace=request.workspace, photo_id=photo.pk)[:50])
+    jobs = list(generation_selectors.generation_job_list(workspace=request.workspace, photo_id=photo.pk)[:10])
     cutout_job = next((job for job in photo.jobs.all() if job.kind == JobKind.CUTOUT), None)
     return {
         "photo": photo,
@@ -63,6 +70,7 @@ def _photo_context(request, photo_id: int) -> dict:
         "revisions": revisions,
         "cutout_job": cutout_job,
         "cutout_pending": cutout_job is not None and cutout_job.is_active,
+        "generation_jobs": jobs,
         "nav": "products",
     }
 
@@ -89,3 +97,64 @@ def preset_thumbnail(request, preset_id: int):
     if not preset.thumbnail:
         raise Http404("This preset has no thumbnail.")
     return stored_file_response(preset.thumbnail, f"preset-{preset.slug}.webp")
+
+
+@workspace_page
+def compose(request, photo_id: int):
+    """Choose a preset, brand kit, prompt, variants, channels and seed; start a job."""
+    photo = selectors.photo_get(workspace=request.workspace, photo_id=photo_id)
+    workspace_defaults_ensure(workspace=request.workspace)
+    presets = list(brand_selectors.preset_list(workspace=request.workspace))
+    kits = list(brand_selectors.brand_kit_list(workspace=request.workspace))
+    default_kit = next((k for k in kits if k.is_default), kits[0])
+    default_preset = next((p for p in presets if p.is_default), presets[0])
+    form = ComposeForm(
+        request.POST or None,
+        initial={"preset": default_preset.pk, "brand_kit": default_kit.pk, "variants": 4, "channels": default_kit.default_channels or ["square-2048"]},
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = generation_services.generation_job_create(
+                photo=photo,
+                user=request.user,
+                variants=data["variants"],
+                seed=data["seed"],
+                preset=brand_selectors.preset_get(workspace=request.workspace, preset_id=data["preset"]),
+                brand_kit=brand_selectors.brand_kit_get(workspace=request.workspace, kit_id=data["brand_kit"]),
+                prompt=data["prompt"],
+                channels=data["channels"],
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            return redirect("job-detail", job_id=job.pk)
+    return render(
+        request, "studio/compose.html",
+        {"photo": photo, "form": form, "presets": presets, "kits": kits, "selected_preset": str(form["preset"].value()), "nav": "products"},
+    )
+
+
+def _job_context(request, job_id: int) -> dict:
+    job = generation_selectors.generation_job_get(workspace=request.workspace, job_id=job_id)
+    assets = list(generation_selectors.asset_list(workspace=request.workspace, job_id=job.pk)) if not job.is_active else []
+    return {"job": job, "assets": assets, "nav": "products"}
+
+
+@workspace_page
+def job_detail(request, job_id: int):
+    return render(request, "studio/job.html", _job_context(request, job_id))
+
+
+@workspace_page
+def job_panel(request, job_id: int):
+    return render(request, "studio/_job_panel.html", _job_context(request, job_id))
+
+
+@workspace_page
+@require_POST
+def job_cancel(request, job_id: int):
+    job = generation_selectors.generation_job_get(workspace=request.workspace, job_id=job_id)
+    generation_services.generation_job_cancel(job=job)
+    return render(request, "studio/_job_panel.html", _job_context(request, job_id))

@@ -159,6 +159,14 @@ class AssetViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.RetrieveModelM
         asset = self.get_object()
         return stored_file_response(asset.file, f"vitrine-{asset.photo_id}-{asset.channel}-{asset.variant}.png")
 
+    @extend_schema(responses={(200, "image/webp"): bytes}, description="A small WebP preview for galleries.")
+    @action(detail=True, methods=["get"], url_path="preview", url_name="preview")
+    def preview(self, request, pk=None):
+        asset = self.get_object()
+        if not asset.preview:
+            raise Http404("This asset has no preview.")
+        return stored_file_response(asset.preview, f"asset-{asset.pk}-preview.webp")
+
     @extend_schema(request=None, responses={202: GenerationJobSerializer})
     @action(detail=True, methods=["post"])
     def regenerate(self, request, pk=None):

@@ -1,0 +1,41 @@
+"""Upload → generate 4 scenes with the default preset → progress → gallery with lock badges,
+in real headless Chromium, with a real worker running the bundled model."""
+import re
+
+import pytest
+
+from catalog.services import DEMO_PASSWORD, demo_workspace_seed
+from generation.models import Asset, GenerationJob
+from tests.images import product_on_white
+from tests.studio.conftest import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def test_generate_four_scenes_and_see_the_gallery(live_server, worker, page, tmp_path):
+    demo_workspace_seed()
+    path = tmp_path / "red-box.png"
+    path.write_bytes(product_on_white(size=(480, 360)))
+    sign_in(page, live_server.url, "merchant@demo.vitrine", DEMO_PASSWORD)
+    page.locator("#photo-input").set_input_files([str(path)])
+    page.locator("#photo-grid .tile[data-status='ready']").wait_for(timeout=90_000)
+    page.locator("#photo-grid .tile").first.click()
+
+    page.get_by_role("link", name="Generate scenes").click()
+    assert page.locator("input[name=preset]:checked").count() == 1  # the default preset is chosen
+    page.get_by_label("Variants").fill("4")
+    page.get_by_role("button", name="Generate").click()
+
+    page.wait_for_url(re.compile(r"/jobs/\d+/$"))
+    page.get_by_label("Generation progress").wait_for()
+    badges = page.locator(".asset .lock-badge")
+    badges.nth(3).wait_for(timeout=180_000)
+    texts = badges.all_inner_texts()
+    assert len(texts) == 4
+    assert all(re.fullmatch(r"Product unchanged: \d+ pixels verified", t) for t in texts)
+    job = GenerationJob.objects.get()
+    assert (job.status, job.variants, job.preset.is_default) == ("succeeded", 4, True)
+    assets = Asset.objects.filter(job=job)
+    assert assets.count() == 4
+    assert all(a.lock_certificate["changed_pixels"] == 0 for a in assets)
+    assert {f"Product unchanged: {a.lock_certificate['locked_pixels']} pixels verified" for a in assets} == set(texts)
