@@ -105,14 +105,20 @@ def result_from_alpha(
     version: str,
     notes: tuple[str, ...] = (),
     min_edge_confidence: float = 0.5,
+    lockable: np.ndarray | None = None,
 ) -> SegmentationResult:
     """Build a :class:`SegmentationResult` from a matte, deriving mask, bbox and coverage.
+
+    ``lockable`` (``bool (H, W)``), when given, further restricts the lock mask to pixels the
+    backend is sure of, whatever their alpha.
 
     Forces ``foreground == image`` inside the hard mask, so that the lock region of a
     cutout is always the photo's own decoded pixels whatever decontamination did.
     """
     alpha = np.clip(alpha.astype(np.float32, copy=False), 0.0, 1.0)
     mask = lock_mask_from_alpha(alpha)
+    if lockable is not None:
+        mask &= lockable
     foreground = np.where(mask[:, :, None], image, foreground).astype(np.uint8)
     bbox = bbox_of_mask(alpha > 0)
     coverage = float(alpha.mean(dtype=np.float64))

@@ -179,7 +179,7 @@ class StudioSegmenter:
                 image=full, alpha=alpha, foreground=full, edge_confidence=0.0,
                 backend=self.name, version=self.version, notes=tuple(notes),
             )
-        alpha, foreground, edge_conf = self._refine_full(
+        alpha, foreground, lockable, edge_conf = self._refine_full(
             full, small_f, bg_small, mask_small, evidence, model, factor
         )
         ring = np.concatenate(
@@ -194,7 +194,7 @@ class StudioSegmenter:
             notes.append("fills-frame")
         return result_from_alpha(
             image=full, alpha=alpha, foreground=foreground, edge_confidence=edge_conf,
-            backend=self.name, version=self.version, notes=tuple(notes),
+            backend=self.name, version=self.version, notes=tuple(notes), lockable=lockable,
         )
 
     # -- steps -----------------------------------------------------------------------------
@@ -368,7 +368,7 @@ class StudioSegmenter:
         ev: _Evidence,
         model: BackgroundModel,
         factor: float,
-    ) -> tuple[np.ndarray, np.ndarray, float]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         hs, ws = mask_small.shape
         H, W = full.shape[:2]
         m8 = mask_small.astype(np.uint8)
@@ -411,6 +411,7 @@ class StudioSegmenter:
             coarse = cv2.resize(m8 * 255, (W, H), interpolation=cv2.INTER_LINEAR) >= 128
         alpha = coarse.astype(np.float32)
         foreground = full.copy()
+        lockable = np.ones((H, W), bool)
 
         fields = np.dstack(
             [f_local, b_small, m8.astype(np.float32), band_small.astype(np.float32), alpha_trust]
@@ -429,7 +430,7 @@ class StudioSegmenter:
                     continue
                 x0, y0 = max(0, tx - radius), max(0, ty - radius)
                 x1, y1 = min(W, tx + _TILE + radius), min(H, ty + _TILE + radius)
-                a_t, f_t, band_t = self._refine_tile(
+                a_t, f_t, band_t, lock_t = self._refine_tile(
                     full[y0:y1, x0:x1], groups, (x0, y0), factor, radius, noise, c0
                 )
                 # Write back the tile proper (the radius margin only fed the filters).
@@ -442,7 +443,8 @@ class StudioSegmenter:
                 fg_tile = foreground[ty:ty + iy1 - iy0, tx:tx + ix1 - ix0]
                 alpha_tile[band] = a_t[sl][band]
                 fg_tile[band] = f_t[sl][band]
-        return alpha, foreground, edge_conf
+                lockable[ty:ty + iy1 - iy0, tx:tx + ix1 - ix0][band] = lock_t[sl][band]
+        return alpha, foreground, lockable, edge_conf
 
     @staticmethod
     def _refine_tile(
@@ -453,7 +455,7 @@ class StudioSegmenter:
         radius: int,
         noise: float,
         c0: float,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         th, tw = tile.shape[:2]
         x0, y0 = origin
         # Bilinear lookup of the working-resolution fields at full-resolution pixel centres.
@@ -482,4 +484,14 @@ class StudioSegmenter:
         a_t = pixel_trust * a_kb + (1.0 - pixel_trust) * a_gf
         f_dec = decontaminate(img, a_t, b_t, f_t)
         f_out = np.clip(np.rint(f_dec), 0, 255).astype(np.uint8)
-        return a_t.astype(np.float32), f_out, band_t
+        # A boundary pixel may be locked only where the colour solution is trusted, or well
+        # inside the edge-snapped mask: that mask comes from the working resolution and can
+        # sit a few pixels off on a busy print (where the colour solution is not trusted
+        # either, as the local product colour is uncertain). Such pixels are still drawn with
+        # their alpha, so the output is the same; they are just not certified as product.
+        margin = int(np.ceil(0.5 / factor)) + 1
+        solid_gf = cv2.erode(
+            (a_gf >= 0.98).astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+        ).astype(bool)
+        lock_t = (pixel_trust >= 0.9) | solid_gf
+        return a_t.astype(np.float32), f_out, band_t, lock_t
