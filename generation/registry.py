@@ -23,6 +23,10 @@ class ModelSpec:
     name: str
     backend: str
     folder: str
+    #: Where `manage.py models pull` fetches the folder from (a Hugging Face repository id);
+    #: never read at run time.
+    source: str = ""
+    description: str = ""
 
     @property
     def path(self) -> Path:
@@ -32,7 +36,17 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec(name="backdrop-mini", backend="backdrop", folder="backdrop-mini"),
+        ModelSpec(name="backdrop-mini", backend="backdrop", folder="backdrop-mini",
+                  description="bundled CPU studio-backdrop model (ships with Vitrine)"),
+        ModelSpec(name="sd-inpaint", backend="sd-inpaint", folder="sd-inpaint",
+                  source="stable-diffusion-v1-5/stable-diffusion-inpainting",
+                  description="Stable Diffusion 1.5 inpainting, 512 px (GPU recommended)"),
+        ModelSpec(name="sdxl-inpaint", backend="sdxl-inpaint", folder="sdxl-inpaint",
+                  source="diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+                  description="SDXL 1.0 inpainting, 1024 px (GPU)"),
+        ModelSpec(name="flux-fill", backend="flux-fill", folder="flux-fill",
+                  source="black-forest-labs/FLUX.1-Fill-dev",
+                  description="FLUX.1 Fill [dev], 1024 px (GPU, 24 GB+; gated: accept the licence and set HF_TOKEN)"),
     )
 }
 
@@ -71,7 +85,8 @@ def load_scene_backend(name: str) -> Any:
     key = (name, str(spec.path))
     if key not in _loaded:
         if not spec.path.is_dir():
-            raise FileNotFoundError(f"model {name!r} expects its files in {spec.path}")
+            how = f"run `python manage.py models pull {name}` where the machine is online" if spec.source else "reinstall Vitrine"
+            raise FileNotFoundError(f"model {name!r} expects its files in {spec.path}; {how}")
         if spec.backend == "backdrop":
             from generation.backdrop.backend import BackdropBackend
 

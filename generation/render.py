@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -78,8 +79,21 @@ class RenderedAsset:
 Progress = Callable[[float, str], bool]
 
 
+CUSTOM_SIZE = re.compile(r"(\d{2,5})x(\d{2,5})")
+MAX_SIDE = 4472  # the storefront's limit per side
+MAX_MEGAPIXELS = 20.0
+
+
 def channel_spec(name: str) -> ChannelSpec:
-    return AS_PHOTO if name == AS_PHOTO.name else get_channel(name)
+    """A channel preset by name, "as-photo", or a custom canvas "WIDTHxHEIGHT"."""
+    if name == AS_PHOTO.name:
+        return AS_PHOTO
+    if match := CUSTOM_SIZE.fullmatch(name):
+        w, h = int(match.group(1)), int(match.group(2))
+        if not (64 <= w <= MAX_SIDE and 64 <= h <= MAX_SIDE) or w * h > MAX_MEGAPIXELS * 1_000_000:
+            raise KeyError(f"canvas {name} is outside 64–{MAX_SIDE} px per side and {MAX_MEGAPIXELS:g} MP")
+        return ChannelSpec(name=name, title=f"{w}×{h}", width=w, height=h)
+    return get_channel(name)
 
 
 def channel_canvas(spec: ChannelSpec, photo_size: tuple[int, int]) -> tuple[int, int]:

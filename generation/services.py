@@ -33,7 +33,7 @@ from generation.pipelines.base import GenerationCancelled, OutOfMemory
 from generation.preflight import CHANNELS
 from generation.prompts import BannedTerm, build_prompts
 from generation.registry import get_model, load_scene_backend
-from generation.render import LoraRef, RenderedAsset, RenderPlan, render
+from generation.render import LoraRef, RenderedAsset, RenderPlan, channel_spec, render
 from catalog.uploads import UploadRejected
 from generation.imaging import bbox_of_mask
 from generation.segmentation import (
@@ -215,10 +215,15 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
 
 
 def _valid_channels(channels: list[str]) -> list[str]:
-    known = [AS_PHOTO.name, *CHANNELS]
-    unknown = [c for c in channels if c not in known]
+    unknown = []
+    for name in channels:
+        try:
+            channel_spec(name)
+        except KeyError:
+            unknown.append(name)
     if unknown or not channels:
-        raise ValidationError({"channels": f"Choose one or more of: {', '.join(known)}." + (f" Unknown: {', '.join(unknown)}." if unknown else "")})
+        known = ", ".join([AS_PHOTO.name, *CHANNELS, "or WIDTHxHEIGHT"])
+        raise ValidationError({"channels": f"Choose one or more of: {known}." + (f" Unknown: {', '.join(unknown)}." if unknown else "")})
     return list(dict.fromkeys(channels))
 
 

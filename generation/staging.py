@@ -1,6 +1,8 @@
 """`manage.py stage`: cutout + scenes + lock + preflight for photos on disk, no server.
 
-A library function per photo; the management command is a loop with a progress bar."""
+A library function per photo; the management command is a loop with a progress bar. Scenes
+go through the same `render` as the generation task, so what `stage` shows is what
+Vitrine ships."""
 from __future__ import annotations
 
 import io
@@ -14,20 +16,31 @@ import numpy as np
 from PIL import Image
 
 from catalog.uploads import validate_image
-from generation.compose import AS_PHOTO, compose, fill_for, fit_transform
-from generation.lock import ProductLayer, Transform, backdrop_fill, estimate_backdrop_color
-from generation.preflight import get_channel
+from generation.compose import AS_PHOTO
+from generation.lock import ProductLayer, backdrop_fill, estimate_backdrop_color
+from generation.pipelines.base import SceneRequest, check_request
+from generation.prompts import build_prompts
+from generation.registry import get_model, load_scene_backend
+from generation.render import RenderPlan, render
 from generation.segmentation import Segmenter, cutout_rgba, lock_mask_image
 
 # The stage command reads any photo the upload rules accept, at full size.
 STAGE_MAX_BYTES = 500 * 1024 * 1024
 STAGE_MAX_PIXELS = 200_000_000
+#: Sampling defaults per backend when the command line does not say.
+BACKEND_DEFAULTS = {
+    "none": {"scheduler": "ddim", "steps": 1, "guidance": 1.0},
+    "backdrop": {"scheduler": "ddim", "steps": 20, "guidance": 1.0},
+    "sd-inpaint": {"scheduler": "euler", "steps": 30, "guidance": 7.0},
+    "sdxl-inpaint": {"scheduler": "euler", "steps": 30, "guidance": 7.0},
+    "flux-fill": {"scheduler": "euler", "steps": 28, "guidance": 30.0},
+}
 
 
 @dataclass(frozen=True)
 class StageOptions:
     segmenter: str = "studio"
-    model: str = "none"
+    model: str = "backdrop-mini"
     preset: str | None = None
     prompt: str | None = None
     variants: int = 1
@@ -36,29 +49,54 @@ class StageOptions:
     channel: str | None = None
 
 
-class SceneSource:
-    """Where the scene behind the product comes from. `none`: the lock compositor's own plain
-    backdrop in the photo's background colour (no model)."""
+class PlainBackdrop:
+    """model "none": the lock compositor's own fill, a plain backdrop in one colour."""
 
     name = "none"
 
-    def scenes(self, *, image: np.ndarray, alpha: np.ndarray, canvas: tuple[int, int], options: StageOptions) -> list[np.ndarray]:
-        colour = estimate_backdrop_color(image, alpha)
-        return [backdrop_fill(size=canvas, color=colour) for _ in range(options.variants)]
+    def __init__(self, colour: tuple[int, int, int]):
+        self.colour = colour
+
+    def generate(self, request: SceneRequest, *, callback=None) -> list[np.ndarray]:
+        check_request(request, schedulers=("ddim",))
+        h, w = request.mask.shape
+        return [backdrop_fill(size=(w, h), color=self.colour) for _ in request.seeds]
+
+    def describe(self) -> dict:
+        return {"backend": "none", "model": "none", "colour": list(self.colour)}
 
 
 def decode_photo(path: Path) -> np.ndarray:
     """Decode a photo with the upload rules (content allowlist, full decode, EXIF upright)."""
     with path.open("rb") as fh:
-        size = path.stat().st_size
         accepted = validate_image(
-            fh, size_bytes=size, max_bytes=STAGE_MAX_BYTES, max_pixels=STAGE_MAX_PIXELS, working_max_side=100_000
+            fh, size_bytes=path.stat().st_size, max_bytes=STAGE_MAX_BYTES, max_pixels=STAGE_MAX_PIXELS,
+            working_max_side=100_000,
         )
     return np.asarray(Image.open(io.BytesIO(accepted.working_png)).convert("RGB"))
 
 
+def stage_plan(options: StageOptions) -> RenderPlan:
+    backend = "none" if options.model == "none" else get_model(options.model).backend
+    defaults = BACKEND_DEFAULTS[backend]
+    preset = {"prompt": f"{options.preset.replace('-', ' ')} product photography scene" if options.preset else "studio product photography scene"}
+    prompt, negative = build_prompts(preset=preset, brand_kit={}, user_prompt=options.prompt or "", banned_terms=[])
+    if options.size is not None:
+        channel = f"{options.size[0]}x{options.size[1]}"
+        if options.channel:
+            channel = options.channel
+    else:
+        channel = options.channel or AS_PHOTO.name
+    return RenderPlan(
+        model=options.model, backend=backend, prompt=prompt, negative_prompt=negative or "text, watermark, blurry",
+        seeds=tuple(options.seed + k for k in range(options.variants)), channels=(channel,),
+        steps=defaults["steps"], guidance=defaults["guidance"], strength=1.0, scheduler=defaults["scheduler"],
+        style=options.preset if backend == "backdrop" else None,
+    )
+
+
 def stage_photo(
-    *, path: Path, out_dir: Path, segmenter: Segmenter, scenes: SceneSource, options: StageOptions,
+    *, path: Path, out_dir: Path, segmenter: Segmenter, options: StageOptions,
     progress: Callable[[str], None] = lambda step: None,
 ) -> dict:
     """Stage one photo into `out_dir` (created); return the report also written as report.json."""
@@ -76,42 +114,42 @@ def stage_photo(
     out_dir.mkdir(parents=True, exist_ok=True)
     cutout_rgba(result).save(out_dir / "cutout.png")
     lock_mask_image(result).save(out_dir / "mask.png")
-    photo_size = (image.shape[1], image.shape[0])
-    canvas = options.size or photo_size
-    channel = get_channel(options.channel) if options.channel else AS_PHOTO
-    transform = (
-        Transform()
-        if options.size is None
-        else fit_transform(bbox=result.bbox, photo_size=photo_size, canvas_size=canvas, fill=fill_for(channel))
-    )
 
+    plan = stage_plan(options)
     t = time.perf_counter()
-    backgrounds = scenes.scenes(image=image, alpha=result.alpha, canvas=canvas, options=options)
-    timings["scenes"] = time.perf_counter() - t
-    progress("scenes")
+    backend = PlainBackdrop(estimate_backdrop_color(image, result.alpha)) if options.model == "none" else load_scene_backend(options.model)
+    timings["model_load"] = time.perf_counter() - t
 
-    layer = ProductLayer.from_segmentation(result)
     variants = []
     t = time.perf_counter()
-    for k, scene in enumerate(backgrounds):
-        composed = compose(layer=layer, scene=scene, transform=transform, channel=channel)
-        Image.fromarray(composed.image).save(out_dir / f"scene-{k}.png")
+
+    def on_progress(fraction: float, message: str) -> bool:
+        progress(message)
+        return False
+
+    layer = ProductLayer.from_segmentation(result)
+    for rendered in render(plan=plan, layer=layer, bbox=result.bbox, backend=backend, progress=on_progress):
+        (out_dir / f"scene-{rendered.variant}.png").write_bytes(rendered.png)
         variants.append(
             {
-                "file": f"scene-{k}.png",
-                "seed": options.seed + k,
-                "lock_certificate": composed.certificate.to_dict(),
-                "preflight": [check.to_dict() for check in composed.preflight],
-                "preflight_passed": composed.preflight_passed,
+                "file": f"scene-{rendered.variant}.png",
+                "seed": rendered.seed,
+                "channel": rendered.channel,
+                "size": [rendered.width, rendered.height],
+                "transform": rendered.transform.to_dict(),
+                "lock_certificate": rendered.certificate.to_dict(),
+                "preflight": rendered.preflight,
+                "preflight_passed": rendered.preflight_passed,
             }
         )
-    timings["compose_lock_preflight_write"] = time.perf_counter() - t
+    timings["scenes_lock_preflight_write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
 
     report = {
         "photo": str(path),
-        "settings": {**asdict(options), "size": list(canvas), "model": scenes.name},
-        "model": scenes.name,
+        "settings": {**asdict(options), "size": variants[0]["size"] if variants else None, "prompt_used": plan.prompt},
+        "model": options.model,
+        "backend": backend.describe(),
         "cutout": {
             "backend": result.backend,
             "version": result.version,
@@ -122,7 +160,6 @@ def stage_photo(
             "confident": result.confident,
             "notes": list(result.notes),
         },
-        "transform": transform.to_dict(),
         "timings_s": {name: round(value, 4) for name, value in timings.items()},
         "variants": variants,
     }

@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image
 
 from generation import models_store
+from generation.provenance import read_xmp
 from tests.images import product_on_white
 
 
@@ -25,7 +26,7 @@ def test_stage_writes_cutout_mask_scenes_and_a_report_per_photo(photos, tmp_path
     out = tmp_path / "out"
     stdout = io.StringIO()
 
-    call_command("stage", *map(str, photos), "--out", str(out), "--variants", "2", "--seed", "7", stdout=stdout)
+    call_command("stage", *map(str, photos), "--out", str(out), "--variants", "2", "--seed", "7", "--model", "none", stdout=stdout)
 
     for photo in photos:
         folder = out / photo.stem
@@ -35,9 +36,10 @@ def test_stage_writes_cutout_mask_scenes_and_a_report_per_photo(photos, tmp_path
         mask = np.asarray(Image.open(folder / "mask.png")) == 255
         assert Image.open(folder / "cutout.png").mode == "RGBA"
         assert (report["model"], report["settings"]["segmenter"], report["settings"]["size"]) == ("none", "studio", [320, 240])
+        assert read_xmp((folder / "scene-0.png").read_bytes()) is not None
         assert report["cutout"]["locked_pixels"] == int(mask.sum()) > 5000
         assert [v["seed"] for v in report["variants"]] == [7, 8]
-        assert set(report["timings_s"]) == {"decode", "segment", "scenes", "compose_lock_preflight_write", "total"}
+        assert set(report["timings_s"]) == {"decode", "segment", "model_load", "scenes_lock_preflight_write", "total"}
         for variant in report["variants"]:
             certificate = variant["lock_certificate"]
             assert (certificate["changed_pixels"], certificate["max_abs_diff"], certificate["passed"]) == (0, 0, True)
@@ -53,8 +55,8 @@ def test_stage_places_the_product_on_a_channel_canvas(photos, tmp_path):
     report = json.loads((tmp_path / "bottle" / "report.json").read_text())
     scene = np.asarray(Image.open(tmp_path / "bottle" / "scene-0.png"))
     checks = {c["name"]: c["passed"] for c in report["variants"][0]["preflight"]}
-    assert scene.shape == (1000, 1000, 3)
-    assert report["transform"]["scale"] > 1
+    assert scene.shape == (2000, 2000, 3)  # the channel's canvas wins over --size
+    assert report["variants"][0]["transform"]["scale"] > 1
     assert checks == {"long-side": True, "megapixels": True, "white-background": True, "product-fill": True, "edge-halo": True}
     assert report["variants"][0]["lock_certificate"]["changed_pixels"] == 0
 
@@ -79,11 +81,23 @@ def test_stage_reports_a_bad_file_and_still_stages_the_others(photos, tmp_path):
         (["--variants", "0"], "--variants must be between 1 and 16"),
         (["--segmenter", "magic"], "unknown segmenter 'magic'"),
         (["--model", "dall-e"], "unknown scene model 'dall-e'"),
+        (["--model", "sdxl-inpaint"], "model 'sdxl-inpaint' expects its files in .*models pull sdxl-inpaint"),
     ],
 )
 def test_stage_refuses_bad_options(photos, tmp_path, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("stage", str(photos[0]), "--out", str(tmp_path), *args, stdout=io.StringIO())
+
+
+def test_stage_with_the_bundled_model_makes_locked_scenes_at_a_size(photos, tmp_path):
+    call_command("stage", str(photos[0]), "--out", str(tmp_path), "--size", "400x300", "--preset", "marble", "--variants", "2", stdout=io.StringIO())
+
+    report = json.loads((tmp_path / "bottle" / "report.json").read_text())
+    scenes = [np.asarray(Image.open(tmp_path / "bottle" / v["file"])) for v in report["variants"]]
+    assert (report["model"], report["backend"]["model"]) == ("backdrop-mini", "backdrop-mini")
+    assert [s.shape for s in scenes] == [(300, 400, 3), (300, 400, 3)]
+    assert not np.array_equal(scenes[0], scenes[1])
+    assert all(v["lock_certificate"]["changed_pixels"] == 0 for v in report["variants"])
 
 
 def test_models_list_shows_installed_and_missing(settings, tmp_path):

@@ -32,14 +32,14 @@ class Command(BaseCommand):
             self.stdout.write(f"  rembg:{name:<24} {state}")
         self.stdout.write(f"Scene models in {registry.models_dir()}:")
         for name, spec in registry.MODELS.items():
-            state = "installed" if spec.path.is_dir() else "missing"
-            self.stdout.write(f"  {name:<30} {state:<10} {spec.path}  ({spec.backend})")
+            state = "installed" if spec.path.is_dir() else f"missing    → python manage.py models pull {name}"
+            self.stdout.write(f"  {name:<30} {state:<10} {spec.path}  ({spec.description})")
 
     def _pull(self, home, name, timeout, **opts):
+        if name in registry.MODELS:
+            return self._pull_scene_model(registry.MODELS[name], timeout)
         name = name.removeprefix("rembg:")
         if name not in models_store.REMBG_MODELS:
-            if name in registry.MODELS:
-                raise CommandError(f"{name} is a scene model: place its files in {registry.MODELS[name].path}")
             raise CommandError(f"unknown model {name!r}; `python manage.py models list` shows the known ones")
         if models_store.verify_model(name, home):
             self.stdout.write(f"{name} is already installed and verified.")
@@ -52,6 +52,32 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(f"{name} installed at {path} (checksum verified)"))
+
+    def _pull_scene_model(self, spec, timeout):
+        if not spec.source:
+            raise CommandError(f"{spec.name} ships with Vitrine in {spec.path}; there is nothing to download")
+        import os
+
+        from huggingface_hub import snapshot_download
+
+        os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout)))
+        self.stdout.write(f"Downloading {spec.source} into {spec.path} … (several GB)")
+        # Into a side folder first: a half-finished download must never look installed.
+        partial = spec.path.with_name(spec.path.name + ".partial")
+        try:
+            snapshot_download(
+                repo_id=spec.source,
+                local_dir=partial,
+                allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors", "tokenizer*/*", "*/*.json"],
+                ignore_patterns=["*.bin", "*.ckpt", "*.pt", "*fp32*", "*.onnx*", "*flax*", "*.msgpack"],
+            )
+        except Exception as exc:  # hub, network and permission errors alike: say what and how
+            raise CommandError(
+                f"could not download {spec.name} from {spec.source}: {exc}. Is this machine online, and for gated "
+                "models, is HF_TOKEN set after accepting the licence?"
+            ) from exc
+        os.replace(partial, spec.path)
+        self.stdout.write(self.style.SUCCESS(f"{spec.name} installed at {spec.path}"))
 
     def _verify(self, home, names, **opts):
         names = [n.removeprefix("rembg:") for n in names] or list(models_store.installed_models(home))

@@ -7,8 +7,10 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from catalog.uploads import UploadRejected
+from generation.pipelines.base import GenerationCancelled
+from generation.registry import MODELS
 from generation.segmentation import SegmentationError, get_segmenter
-from generation.staging import SceneSource, StageOptions, stage_photo
+from generation.staging import StageOptions, stage_photo
 
 
 def _size(value: str) -> tuple[int, int]:
@@ -28,13 +30,16 @@ class Command(BaseCommand):
         parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
         parser.add_argument("--out", required=True, type=Path, metavar="DIR")
         parser.add_argument("--segmenter", default=None, help="studio (default) or rembg:<model>")
-        parser.add_argument("--model", default="none", help="scene model; 'none' = a plain backdrop from the lock compositor")
+        parser.add_argument(
+            "--model", default="backdrop-mini",
+            help=f"scene model: {', '.join(MODELS)}, or 'none' for a plain backdrop from the lock compositor",
+        )
         parser.add_argument("--preset", default=None)
         parser.add_argument("--prompt", default=None)
         parser.add_argument("--variants", type=int, default=1)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--size", type=_size, default=None, metavar="WxH")
-        parser.add_argument("--channel", default=None, help="preflight channel, e.g. marketplace-white, square-2048")
+        parser.add_argument("--channel", default=None, help="channel preset (canvas and checks), e.g. marketplace-white, square-2048")
 
     def handle(self, *args, **opts):
         if not 1 <= opts["variants"] <= 16:
@@ -52,11 +57,12 @@ class Command(BaseCommand):
             size=opts["size"],
             channel=opts["channel"],
         )
+        if options.model != "none" and options.model not in MODELS:
+            raise CommandError(f"unknown scene model {options.model!r}; available: none, {', '.join(MODELS)}")
         try:
             segmenter = get_segmenter(options.segmenter, model_dir=settings.VITRINE_REMBG_HOME)
         except (SegmentationError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
-        scenes = self._scene_source(options)
 
         failures = 0
         bar = tqdm(opts["photos"], unit="photo", disable=not sys.stderr.isatty(), file=sys.stderr)
@@ -64,10 +70,12 @@ class Command(BaseCommand):
             bar.set_description(path.name)
             try:
                 report = stage_photo(
-                    path=path, out_dir=opts["out"] / path.stem, segmenter=segmenter, scenes=scenes, options=options,
+                    path=path, out_dir=opts["out"] / path.stem, segmenter=segmenter, options=options,
                     progress=lambda step: bar.set_postfix_str(step),
                 )
-            except (UploadRejected, SegmentationError) as exc:
+            except FileNotFoundError as exc:
+                raise CommandError(str(exc)) from exc
+            except (UploadRejected, SegmentationError, GenerationCancelled, KeyError) as exc:
                 failures += 1
                 self.stderr.write(f"{path}: {getattr(exc, 'message', exc)}")
                 continue
@@ -78,8 +86,3 @@ class Command(BaseCommand):
             )
         if failures:
             raise CommandError(f"{failures} of {len(opts['photos'])} photo(s) could not be staged")
-
-    def _scene_source(self, options: StageOptions) -> SceneSource:
-        if options.model == "none":
-            return SceneSource()
-        raise CommandError(f"unknown scene model {options.model!r}; available: none")
