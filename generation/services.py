@@ -250,7 +250,10 @@ def generation_plan(*, preset: ScenePreset, brand_kit: BrandKit, prompt: str, se
         "scheduler": preset.scheduler,
         "style": preset.style or None,
         "palette": [list(_rgb(c)) for c in brand_kit.palette],
-        "loras": kit_data["loras"],
+        # The bundled model has no attention layers to adapt: a brand kit's LoRAs apply to the
+        # diffusion backends only, and the plan says so rather than pretending.
+        "loras": kit_data["loras"] if spec.backend != "backdrop" else [],
+        "loras_skipped": [lora["name"] for lora in kit_data["loras"]] if spec.backend == "backdrop" else [],
         "preset": preset_data,
         "brand_kit": kit_data,
     }
