@@ -14,6 +14,8 @@ from generation.segmentation import (
     get_segmenter,
     lock_mask_image,
 )
+from generation.lock import ProductLayer, backdrop_fill, composite_locked
+from generation.preflight import check_edge_halo
 from generation.segmentation.base import lock_mask_from_alpha
 from generation.segmentation.studio import fit_background
 
@@ -184,6 +186,42 @@ def test_edge_colours_are_decontaminated(studio) -> None:
     assert edge.sum() >= 50
     assert float(np.median(photo_dist)) >= 80.0
     assert float(np.median(cutout_dist)) <= 15.0
+
+
+def _flat_blue() -> np.ndarray:
+    return np.zeros((H, W, 3), np.float32) + np.array([30.0, 60.0, 200.0])
+
+
+def _decontaminated(photo: np.ndarray, result: SegmentationResult) -> np.ndarray:
+    return result.foreground
+
+
+def _raw(photo: np.ndarray, result: SegmentationResult) -> np.ndarray:
+    return photo
+
+
+@pytest.mark.parametrize(
+    ("product", "colours_of", "passed"),
+    [
+        (_flat_blue, _decontaminated, True),
+        (_flat_blue, _raw, False),
+        (lambda: _texture(1), _decontaminated, True),
+        (lambda: _texture(1), _raw, False),
+    ],
+    ids=["flat-decontaminated", "flat-raw", "print-decontaminated", "print-raw"],
+)
+def test_cutouts_over_a_dark_scene_pass_the_halo_check_only_when_decontaminated(
+    studio, product, colours_of, passed: bool
+) -> None:
+    alpha = _bottle_alpha()
+    photo = _photo(product(), alpha, _backdrop("white"))
+    result = studio.segment(photo)
+    colours = colours_of(photo, result)
+    layer = ProductLayer(rgb=colours, alpha=result.alpha, mask=result.mask)
+
+    out, _ = composite_locked(layer=layer, scene=backdrop_fill(size=(W, H), color=(20, 20, 20)))
+
+    assert check_edge_halo(out, result.mask).passed is passed
 
 
 def test_background_model_fits_a_gradient_and_ignores_the_product() -> None:
