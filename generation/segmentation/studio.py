@@ -242,13 +242,13 @@ class StudioSegmenter:
         return _Evidence(bg_like, bg_exact, shadow_like, strong, sharp, core, barrier)
 
     @staticmethod
-    def _islands(region: np.ndarray, bg_like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _islands(region: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Split ``region`` into (background-coloured islands, the rest) by component."""
         n, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=4)
         if n <= 1:
             return np.zeros_like(region), region
         size = np.bincount(labels.ravel(), minlength=n)
-        bg_count = np.bincount(labels.ravel(), weights=bg_like.ravel(), minlength=n)
+        bg_count = np.bincount(labels.ravel(), weights=background.ravel(), minlength=n)
         is_island = bg_count > 0.7 * np.maximum(size, 1)
         is_island[0] = False
         islands = is_island[labels] & region
@@ -296,7 +296,9 @@ class StudioSegmenter:
         leak_ratio = float(leaked.sum()) / max(float(product.sum()), 1.0)
 
         seeds = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
-        dist_to_product = cv2.distanceTransform((~(product | leaked)).astype(np.uint8), cv2.DIST_L2, 3)
+        dist_to_product = cv2.distanceTransform(
+            (~(product | leaked)).astype(np.uint8), cv2.DIST_L2, 3
+        )
         seeds[outside & (dist_to_product > 3.0)] = cv2.GC_BGD
         seeds[product | leaked] = cv2.GC_PR_FGD
         # Enclosed interiors are found with a dilated barrier, so they stop a pixel or two
