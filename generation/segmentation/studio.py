@@ -18,8 +18,10 @@ How it works (each step at the resolution where it is cheap enough):
    crossing product evidence are background; regions enclosed by product evidence are product,
    except background-coloured islands (the hole of a handle shows background and stays
    background). Where an outline fades out against a shadow of the product's own tone the
-   flood leaks inside; sealing gaps up to 8 % of the frame finds such interiors, which then
-   count as product, and the result is flagged ``open-outline``.
+   flood leaks inside; sealing gaps up to 8 % of the frame detects this, and then the convex
+   hull of the product evidence (minus plain-background pixels) counts as product. Such
+   results are flagged ``open-outline``: a concave white product whose hollows show a shaded
+   backdrop would be over-filled, so a person looks at them.
 5. **Graph cut.** ``cv2.grabCut`` refines the seeds on a crop around the product.
 6. **Full-resolution boundary band.** Only tiles crossed by the boundary are visited at full
    resolution: local background (shadow included) and product colours are interpolated from
@@ -294,6 +296,17 @@ class StudioSegmenter:
         sealed = cv2.morphologyEx(product.astype(np.uint8), cv2.MORPH_CLOSE, wide).astype(bool)
         leaked = ~sealed & ~self._outside(sealed) & ~ev.bg_exact & outside
         leak_ratio = float(leaked.sum()) / max(float(product.sum()), 1.0)
+        if leak_ratio > 0.1:
+            # The outline is known to be open, and a gap wider than the seal can remain (a
+            # long bottom edge on a shadow of the same tone): take each evidence component's
+            # convex hull as its interior instead, still without plain-background pixels.
+            hull = np.zeros((h, w), np.uint8)
+            contours, _ = cv2.findContours(
+                product.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+            )
+            for contour in contours:
+                cv2.fillConvexPoly(hull, cv2.convexHull(contour), 1)
+            leaked |= hull.astype(bool) & ~ev.bg_exact & outside
 
         seeds = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         dist_to_product = cv2.distanceTransform(
