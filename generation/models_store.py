@@ -21,6 +21,7 @@ __all__ = [
     "RembgModel",
     "default_model_home",
     "download_model",
+    "expected_path",
     "get_model",
     "installed_models",
     "model_file",
