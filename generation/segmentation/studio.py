@@ -181,8 +181,11 @@ class StudioSegmenter:
                 image=full, alpha=alpha, foreground=full, edge_confidence=0.0,
                 backend=self.name, version=self.version, notes=tuple(notes),
             )
+        # With an open outline the edge-snapped mask may follow the shadow, not the product:
+        # certify boundary pixels only where the colour solution itself is trusted.
         alpha, foreground, lockable, edge_conf = self._refine_full(
-            full, small_f, bg_small, mask_small, evidence, model, factor
+            full, small_f, bg_small, mask_small, evidence, model, factor,
+            strict_lock=leak_ratio > 0.1,
         )
         ring = np.concatenate(
             [mask_small[0], mask_small[-1], mask_small[:, 0], mask_small[:, -1]]
@@ -383,6 +386,8 @@ class StudioSegmenter:
         ev: _Evidence,
         model: BackgroundModel,
         factor: float,
+        *,
+        strict_lock: bool,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         hs, ws = mask_small.shape
         H, W = full.shape[:2]
@@ -446,7 +451,7 @@ class StudioSegmenter:
                 x0, y0 = max(0, tx - radius), max(0, ty - radius)
                 x1, y1 = min(W, tx + _TILE + radius), min(H, ty + _TILE + radius)
                 a_t, f_t, band_t, lock_t = self._refine_tile(
-                    full[y0:y1, x0:x1], groups, (x0, y0), factor, radius, noise, c0
+                    full[y0:y1, x0:x1], groups, (x0, y0), factor, radius, noise, c0, strict_lock
                 )
                 # Write back the tile proper (the radius margin only fed the filters).
                 ix0, iy0 = tx - x0, ty - y0
@@ -470,6 +475,7 @@ class StudioSegmenter:
         radius: int,
         noise: float,
         c0: float,
+        strict_lock: bool,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         th, tw = tile.shape[:2]
         x0, y0 = origin
@@ -508,5 +514,5 @@ class StudioSegmenter:
         solid_gf = cv2.erode(
             (a_gf >= 0.98).astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
         ).astype(bool)
-        lock_t = (pixel_trust >= 0.9) | solid_gf
+        lock_t = (pixel_trust >= 0.9) | (solid_gf & (not strict_lock))
         return a_t.astype(np.float32), f_out, band_t, lock_t
