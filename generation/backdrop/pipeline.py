@@ -21,6 +21,7 @@ from .resample import (
     fill_behind,
     product_to_working,
     upsample_smooth,
+    upsample_with_horizon,
     working_size,
 )
 from .textures import apply_texture
@@ -172,10 +173,15 @@ class BackdropPipeline:
         images = []
         for scene, seed in zip(scenes, seeds):
             plate_lr = fill_behind(scene, known_lr)
-            plate = upsample_smooth(plate_lr, height, width)
+            horizon = estimate_horizon(plate_lr, np.zeros_like(known_lr)) if spec.layout != "sweep" else None
+            if horizon is None:
+                plate = upsample_smooth(plate_lr, height, width)
+            else:
+                # Table edges are crisp, a studio's wall/floor corner a little softer.
+                softness = 0.004 if spec.layout == "table_top" else 0.012
+                plate = upsample_with_horizon(plate_lr, horizon, height, width, softness)
             rng = np.random.default_rng([int(seed), 7])
             if texture:
-                horizon = estimate_horizon(scene, known_lr) if spec.layout != "sweep" else None
                 plate = apply_texture(plate, spec, pal, rng, horizon)
             out = add_grain_and_quantize(plate, rng)
             # 6. Pixel lock: the caller's product pixels, exactly.
