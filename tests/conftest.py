@@ -20,6 +20,14 @@ CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Lets fixtures see whether their test failed (the worker prints its log then).
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 def pytest_collection_modifyitems(config, items):
     from config.settings import test as test_settings
 
@@ -111,8 +119,10 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 @pytest.fixture
-def worker(transactional_db):
-    """A Celery worker process consuming every queue from Redis, on the test database."""
+def worker(transactional_db, tmp_path, request):
+    """A Celery worker process consuming every queue from Redis, on the test database. Its log
+    goes to a file (a pipe nobody reads fills up and blocks the worker) and is printed when
+    the test fails."""
     import redis
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no message left from an earlier run
@@ -124,18 +134,23 @@ def worker(transactional_db):
         "VITRINE_VAR_DIR": str(settings.VAR_DIR),
         "VITRINE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "cpu,gpu,io", "-P", "solo",
          "-n", "integration@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     app.conf.task_always_eager = False
     try:
         wait_for(lambda: WorkerHeartbeat.objects.filter(hostname__startswith="integration@").exists() or process.poll() is not None, 90, "the worker's heartbeat")
-        assert process.poll() is None, process.stdout.read()
+        assert process.poll() is None, log_path.read_text()
         yield process
     finally:
         app.conf.task_always_eager = True
+        log.close()
+        if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+            print(f"--- worker log ---\n{log_path.read_text()[-20000:]}")
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=20)

@@ -18,8 +18,10 @@ def test_generate_four_scenes_and_see_the_gallery(live_server, worker, page, tmp
     path.write_bytes(product_on_white(size=(480, 360)))
     sign_in(page, live_server.url, "merchant@demo.vitrine", DEMO_PASSWORD)
     page.locator("#photo-input").set_input_files([str(path)])
-    page.locator("#photo-grid .tile[data-status='ready']").wait_for(timeout=90_000)
-    page.locator("#photo-grid .tile").first.click()
+    tile = page.locator("#photo-grid .tile[data-status='ready'], #photo-grid .tile[data-status='failed']")
+    tile.wait_for(timeout=240_000)
+    assert tile.get_attribute("data-status") == "ready", "the photo's cutout or thumbnail job failed"
+    tile.click()
 
     page.get_by_role("link", name="Generate scenes").click()
     assert page.locator("input[name=preset]:checked").count() == 1  # the default preset is chosen
