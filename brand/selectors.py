@@ -1,8 +1,8 @@
 """Reads of brand kits and presets, scoped to the caller's workspace."""
 from django.db.models import QuerySet
-from django.http import Http404
 
 from catalog.models import Workspace
+from catalog.selectors import get_or_404
 
 from .models import BrandKit, ScenePreset
 
@@ -12,10 +12,7 @@ def brand_kit_list(*, workspace: Workspace) -> QuerySet[BrandKit]:
 
 
 def brand_kit_get(*, workspace: Workspace, kit_id) -> BrandKit:
-    try:
-        return brand_kit_list(workspace=workspace).get(pk=int(kit_id))
-    except (BrandKit.DoesNotExist, ValueError, TypeError):
-        raise Http404(f"No brand kit with id {kit_id}") from None
+    return get_or_404(brand_kit_list(workspace=workspace), kit_id)
 
 
 def preset_list(*, workspace: Workspace) -> QuerySet[ScenePreset]:
@@ -23,7 +20,4 @@ def preset_list(*, workspace: Workspace) -> QuerySet[ScenePreset]:
 
 
 def preset_get(*, workspace: Workspace, preset_id) -> ScenePreset:
-    try:
-        return preset_list(workspace=workspace).get(pk=int(preset_id))
-    except (ScenePreset.DoesNotExist, ValueError, TypeError):
-        raise Http404(f"No scene preset with id {preset_id}") from None
+    return get_or_404(preset_list(workspace=workspace), preset_id)

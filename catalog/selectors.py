@@ -17,11 +17,21 @@ def membership_for(*, user: User, workspace_slug: str | None = None) -> Membersh
     return memberships.first()
 
 
-def _get(queryset: QuerySet, pk) -> object:
+def get_or_404(queryset: QuerySet, pk):
+    """One row of an already workspace-scoped queryset, or 404 (also for a malformed id)."""
     try:
         return queryset.get(pk=int(pk))
     except (queryset.model.DoesNotExist, ValueError, TypeError):
         raise Http404(f"No {queryset.model._meta.verbose_name} with id {pk}") from None
+
+
+def filter_jobs(jobs: QuerySet, *, photo_id=None, status: str | None = None) -> QuerySet:
+    """Narrow any job-row queryset (photo jobs, generation jobs) by photo and status."""
+    if photo_id is not None:
+        jobs = jobs.filter(photo_id=photo_id)
+    if status:
+        jobs = jobs.filter(status=status)
+    return jobs
 
 
 def product_list(*, workspace: Workspace, search: str | None = None) -> QuerySet[Product]:
@@ -40,7 +50,7 @@ def product_list_with_cover(*, workspace: Workspace, search: str | None = None) 
 
 
 def product_get(*, workspace: Workspace, product_id) -> Product:
-    return _get(Product.objects.filter(workspace=workspace), product_id)
+    return get_or_404(Product.objects.filter(workspace=workspace), product_id)
 
 
 def _with_jobs(photos: QuerySet[ProductPhoto]) -> QuerySet[ProductPhoto]:
@@ -67,21 +77,12 @@ def photo_list(
 
 
 def photo_get(*, workspace: Workspace, photo_id) -> ProductPhoto:
-    return _get(_with_jobs(ProductPhoto.objects.filter(workspace=workspace)), photo_id)
-
-
-def photos_processing(*, workspace: Workspace) -> bool:
-    return Job.objects.filter(workspace=workspace, status__in=ACTIVE_JOB_STATUSES).exists()
+    return get_or_404(_with_jobs(ProductPhoto.objects.filter(workspace=workspace)), photo_id)
 
 
 def job_list(*, workspace: Workspace, photo_id=None, status: str | None = None) -> QuerySet[Job]:
-    jobs = Job.objects.filter(workspace=workspace)
-    if photo_id is not None:
-        jobs = jobs.filter(photo_id=photo_id)
-    if status:
-        jobs = jobs.filter(status=status)
-    return jobs
+    return filter_jobs(Job.objects.filter(workspace=workspace), photo_id=photo_id, status=status)
 
 
 def job_get(*, workspace: Workspace, job_id) -> Job:
-    return _get(Job.objects.filter(workspace=workspace), job_id)
+    return get_or_404(Job.objects.filter(workspace=workspace), job_id)

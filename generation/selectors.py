@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from django.db.models import QuerySet
-from django.http import Http404
 from PIL import Image
 
 from catalog.models import ProductPhoto, Workspace
+from catalog.selectors import filter_jobs, get_or_404
 from generation.segmentation import SegmentationResult
 
 from .models import Asset, Cutout, GenerationJob
@@ -21,10 +21,7 @@ def cutout_list(*, workspace: Workspace, photo_id=None) -> QuerySet[Cutout]:
 
 
 def cutout_get(*, workspace: Workspace, cutout_id) -> Cutout:
-    try:
-        return Cutout.objects.select_related("photo").get(workspace=workspace, pk=int(cutout_id))
-    except (Cutout.DoesNotExist, ValueError, TypeError):
-        raise Http404(f"No cutout with id {cutout_id}") from None
+    return get_or_404(Cutout.objects.filter(workspace=workspace).select_related("photo"), cutout_id)
 
 
 def cutout_current(*, photo: ProductPhoto) -> Cutout | None:
@@ -62,24 +59,12 @@ def cutout_result(cutout: Cutout) -> SegmentationResult:
     )
 
 
-def _get(queryset: QuerySet, pk, label: str):
-    try:
-        return queryset.get(pk=int(pk))
-    except (queryset.model.DoesNotExist, ValueError, TypeError):
-        raise Http404(f"No {label} with id {pk}") from None
-
-
 def generation_job_list(*, workspace: Workspace, photo_id=None, status: str | None = None) -> QuerySet[GenerationJob]:
-    jobs = GenerationJob.objects.filter(workspace=workspace)
-    if photo_id is not None:
-        jobs = jobs.filter(photo_id=photo_id)
-    if status:
-        jobs = jobs.filter(status=status)
-    return jobs
+    return filter_jobs(GenerationJob.objects.filter(workspace=workspace).select_related("preset"), photo_id=photo_id, status=status)
 
 
 def generation_job_get(*, workspace: Workspace, job_id) -> GenerationJob:
-    return _get(GenerationJob.objects.filter(workspace=workspace), job_id, "generation job")
+    return get_or_404(GenerationJob.objects.filter(workspace=workspace).select_related("photo", "preset"), job_id)
 
 
 def asset_list(*, workspace: Workspace, job_id=None, photo_id=None) -> QuerySet[Asset]:
@@ -92,4 +77,4 @@ def asset_list(*, workspace: Workspace, job_id=None, photo_id=None) -> QuerySet[
 
 
 def asset_get(*, workspace: Workspace, asset_id) -> Asset:
-    return _get(Asset.objects.filter(workspace=workspace).select_related("job", "photo", "cutout"), asset_id, "asset")
+    return get_or_404(Asset.objects.filter(workspace=workspace).select_related("job", "photo", "cutout"), asset_id)
