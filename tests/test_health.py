@@ -66,3 +66,24 @@ def test_the_web_process_never_imports_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
 
     assert out.stdout.strip() == "False False"
+
+
+def test_production_settings_pass_the_deploy_checks():
+    import os
+    import secrets
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+        "DJANGO_ALLOWED_HOSTS": "vitrine.example.com",
+        "DATABASE_URL": "postgres://vitrine@db.internal:5432/vitrine",
+        "REDIS_URL": "redis://redis.internal:6379/0",
+    }
+    out = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "System check identified no issues" in out.stdout
