@@ -69,6 +69,20 @@ CASES: tuple[Case, ...] = (
 )
 
 
+#: Cases never looked at while the segmenter was developed: other textures, other backdrops
+#: (mint, warm grey, a dark studio backdrop, a radial vignette). Run with ``--set heldout``.
+HELDOUT_CASES: tuple[Case, ...] = (
+    Case("bottle-cat-mint", "bottle", "cat", "mint"),
+    Case("box-colorwheel-warm-grey", "box", "colorwheel", "warm-grey"),
+    Case("jar-retina-dark-backdrop", "jar", "retina", "dark", shadow=0.3),
+    Case("mug-immunohistochemistry-white", "mug", "immunohistochemistry", "white", shadow=0.5),
+    Case("tube-hubble-vignette", "tube", "hubble_deep_field", "vignette"),
+    Case("ellipse-clock-pastel", "ellipse", "clock", "pastel"),
+    Case("box-text-white-on-white", "box", "text", "white", tone="white"),
+    Case("bottle-moon-dark-warm-grey", "bottle", "moon", "warm-grey", tone="dark"),
+)
+
+
 def _texture(name: str, w: int, h: int) -> np.ndarray:
     import skimage.data
 
@@ -143,6 +157,15 @@ def _background(kind: str, w: int, h: int) -> np.ndarray:
         return (np.array([190, 190, 194], np.float32) + 45 * y) + 0 * x
     if kind == "pastel":
         return np.array([232, 214, 236], np.float32) + 6 * y + 0 * x
+    if kind == "mint":
+        return np.array([212, 236, 222], np.float32) + 4 * y + 0 * x
+    if kind == "warm-grey":
+        return np.array([200, 194, 186], np.float32) + 30 * y + 0 * x
+    if kind == "dark":
+        return np.array([62, 62, 68], np.float32) + 20 * y + 0 * x
+    if kind == "vignette":
+        r2 = (x - 0.5) ** 2 + (y - 0.45) ** 2
+        return np.array([246, 244, 240], np.float32) * (1.0 - 0.35 * r2)
     if kind == "gradient":
         a, b = np.array([235, 225, 205], np.float32), np.array([200, 215, 235], np.float32)
         t = 0.5 * (x + y)
@@ -288,11 +311,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--megapixels", type=float, default=12.0)
     parser.add_argument("--memory-megapixels", type=float, nargs="*", default=[24.0])
     parser.add_argument("--cases", nargs="*", default=None)
+    parser.add_argument("--set", choices=["dev", "heldout", "all"], default="dev",
+                        help="dev: the cases the segmenter was developed on; heldout: unseen ones")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
     size = _size(args.megapixels)
-    rows = [evaluate(c, size) for c in CASES if args.cases is None or c.name in args.cases]
+    cases = {"dev": CASES, "heldout": HELDOUT_CASES, "all": CASES + HELDOUT_CASES}[args.set]
+    rows = [evaluate(c, size) for c in cases if args.cases is None or c.name in args.cases]
     memory = [measure_memory(mp) for mp in args.memory_megapixels]
     summary = {
         "size": list(size),

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -7,6 +8,8 @@ from django.utils import timezone
 from catalog.services import worker_heartbeat_record
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_healthz_reports_each_part_and_a_missing_worker(client):
@@ -82,7 +85,7 @@ def test_production_settings_pass_the_deploy_checks():
     }
     out = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT,
     )
 
     assert out.returncode == 0, out.stdout + out.stderr
