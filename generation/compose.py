@@ -20,8 +20,12 @@ from generation.preflight import ChannelSpec, CheckResult, run_preflight
 #: Preflight for an output at the photo's own size and framing (no channel preset asked).
 AS_PHOTO = ChannelSpec(name="as-photo", title="The photo's own size")
 
-#: The product's bounding box fills this share of the canvas's limiting side when placed.
-DEFAULT_FILL = 0.8
+#: Where the product's base stands, as a share of the canvas height from the top.
+GROUND = 0.84
+
+#: The product's bounding box fills this share of the canvas's limiting side when placed:
+#: enough room around it for the scene to read as a place, as in lifestyle product shots.
+DEFAULT_FILL = 0.62
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,8 +43,9 @@ def fit_transform(
     *, bbox: tuple[int, int, int, int] | None, photo_size: tuple[int, int], canvas_size: tuple[int, int], fill: float = DEFAULT_FILL
 ) -> Transform:
     """Place the product on a canvas of another size: scaled so its box fills `fill` of the
-    limiting side, centred horizontally, its centre slightly below the middle (how studio
-    product shots are framed). The same photo and canvas always give the same transform."""
+    limiting side, centred horizontally, standing with its base at GROUND of the height (on
+    the surface, as studio product shots are framed; centred when it fills most of the frame).
+    The same photo and canvas always give the same transform."""
     pw, ph = photo_size
     cw, ch = canvas_size
     if bbox is None:
@@ -50,7 +55,8 @@ def fit_transform(
     scale = min(fill * cw / bw, fill * ch / bh)
     scale = float(f"{scale:.6f}")  # a short decimal: the recipe stores and replays it exactly
     dx = int(round(cw / 2 - (x0 + bw / 2) * scale))
-    dy = int(round(ch * 0.52 - (y0 + bh / 2) * scale))
+    base = max(GROUND * ch, (ch + bh * scale) / 2)  # never push a tall product off the top
+    dy = int(round(min(base, ch) - y1 * scale))
     return Transform(scale=scale, dx=dx, dy=dy)
 
 

@@ -68,7 +68,7 @@ def generation_job_get(*, workspace: Workspace, job_id) -> GenerationJob:
 
 
 def asset_list(*, workspace: Workspace, job_id=None, photo_id=None) -> QuerySet[Asset]:
-    assets = Asset.objects.filter(workspace=workspace)
+    assets = Asset.objects.filter(workspace=workspace).select_related("photo")
     if job_id is not None:
         assets = assets.filter(job_id=job_id)
     if photo_id is not None:

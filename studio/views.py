@@ -136,9 +136,22 @@ def compose(request, photo_id: int):
     )
 
 
+def _before_style(asset) -> str:
+    """CSS that puts the original photo where the asset's transform put the product, so the
+    before/after slider compares the same pixels, not two framings."""
+    t = asset.recipe["transform"]
+    w, h = asset.width, asset.height
+    return (
+        f"left:{t['dx'] / w * 100:.4f}%;top:{t['dy'] / h * 100:.4f}%;"
+        f"width:{asset.photo.width * t['scale'] / w * 100:.4f}%;height:{asset.photo.height * t['scale'] / h * 100:.4f}%"
+    )
+
+
 def _job_context(request, job_id: int) -> dict:
     job = generation_selectors.generation_job_get(workspace=request.workspace, job_id=job_id)
     assets = list(generation_selectors.asset_list(workspace=request.workspace, job_id=job.pk)) if not job.is_active else []
+    for asset in assets:
+        asset.before_style = _before_style(asset)
     return {"job": job, "assets": assets, "nav": "products"}
 
 
