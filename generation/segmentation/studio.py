@@ -29,7 +29,8 @@ How it works (each step at the resolution where it is cheap enough):
    (:func:`generation.matting.known_background_alpha`); where product and background colours
    are too close for that (white on white) a guided filter snaps the upsampled mask to the
    photo's edges. Edge colours are decontaminated with the same background estimate.
-7. **Lock region.** Besides the rule in :data:`LOCK_ALPHA_THRESHOLD`, a boundary pixel is
+7. **Lock region.** Besides the rule in
+   :data:`generation.segmentation.base.LOCK_ALPHA_THRESHOLD`, a boundary pixel is
    certified only where the per-pixel solution is trusted (enough contrast, a uniform local
    product colour) or well inside the edge-snapped mask; with an open outline only the
    former. Other pixels are still drawn with their alpha, just not certified.
@@ -59,11 +60,7 @@ from generation.matting import (
     normalized_blur,
     snap_alpha,
 )
-from generation.segmentation.base import (  # noqa: F401  (LOCK_ALPHA_THRESHOLD: docs)
-    LOCK_ALPHA_THRESHOLD,
-    SegmentationResult,
-    result_from_alpha,
-)
+from generation.segmentation.base import SegmentationResult, result_from_alpha
 
 __all__ = ["BackgroundModel", "StudioSegmenter", "fit_background"]
 
