@@ -37,7 +37,6 @@ from generation.render import LoraRef, RenderedAsset, RenderPlan, channel_spec, 
 from catalog.uploads import UploadRejected
 from generation.imaging import bbox_of_mask
 from generation.segmentation import (
-    LOCK_ALPHA_THRESHOLD,
     SegmentationError,
     SegmentationResult,
     cutout_rgba,
