@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -128,7 +129,11 @@ def render(
     progress: Progress = lambda fraction, message: False,
     on_retry: Callable[[str], None] | None = None,
 ) -> Iterator[RenderedAsset]:
-    """Yield one asset per (channel, seed). Raises GenerationCancelled when `progress` asks to stop."""
+    """Yield one asset per (channel, seed). Raises GenerationCancelled when `progress` asks to stop.
+
+    Finishing a channel's scenes (fit, lock, checks, PNG encode, certificate) runs on a helper
+    thread while the backend makes the next channel's batch, so the accelerator does not wait
+    for the CPU work (cv2, numpy and zlib release the GIL)."""
     from generation.pipelines.base import GenerationCancelled, SceneRequest, generate_with_oom_retry
 
     photo_size = (layer.rgb.shape[1], layer.rgb.shape[0])
@@ -136,55 +141,72 @@ def render(
     with_model = [spec for spec in specs if not spec.white_background]
     done_steps, total_steps = 0, max(1, len(with_model) * plan.steps)
 
-    for spec in specs:
-        canvas = channel_canvas(spec, photo_size)
-        transform = Transform() if canvas == photo_size and spec is AS_PHOTO else fit_transform(
-            bbox=bbox, photo_size=photo_size, canvas_size=canvas, fill=fill_for(spec)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitrine-finish") as finisher:
+        in_flight = None
+        for spec in specs:
+            canvas = channel_canvas(spec, photo_size)
+            transform = Transform() if canvas == photo_size and spec is AS_PHOTO else fit_transform(
+                bbox=bbox, photo_size=photo_size, canvas_size=canvas, fill=fill_for(spec)
+            )
+            native = None
+            if spec.white_background:
+                # The channel's rule is pure white around the product: no model is asked.
+                scenes = [np.full((canvas[1], canvas[0], 3), 255, np.uint8) for _ in plan.seeds]
+            else:
+                native = native_size(plan.backend, canvas)
+                native_transform = _scaled(transform, native[0] / canvas[0])
+                placed = place_layer(layer, native_transform, native)
+                init = np.empty((native[1], native[0], 3), np.uint8)
+                init[:] = NEUTRAL
+                init[placed.mask] = placed.rgb[placed.mask]
+                request = SceneRequest(
+                    image=init, mask=placed.mask, prompt=plan.prompt, negative_prompt=plan.negative_prompt,
+                    seeds=plan.seeds, steps=plan.steps, guidance=plan.guidance, strength=plan.strength,
+                    scheduler=plan.scheduler, preset=plan.style, palette=plan.palette,
+                    loras=tuple(_lora_spec(lora) for lora in plan.loras),
+                )
+                offset = done_steps
+
+                def step(i: int, n: int, offset=offset, name=spec.title) -> bool:
+                    return progress((offset + (i + 1) * plan.steps / max(n, 1)) / total_steps, f"{name}: step {i + 1} of {n}")
+
+                if progress(done_steps / total_steps, f"{spec.title}: generating {len(plan.seeds)} scene(s)"):
+                    raise GenerationCancelled(0, plan.steps)
+                scenes = generate_with_oom_retry(backend, request, callback=step, on_retry=on_retry)
+                done_steps += plan.steps
+            if in_flight is not None:
+                yield from in_flight.result()
+            in_flight = finisher.submit(
+                _finish_channel, plan=plan, layer=layer, spec=spec, canvas=canvas, transform=transform,
+                native=native, scenes=scenes,
+            )
+        if in_flight is not None:
+            yield from in_flight.result()
+
+
+def _finish_channel(*, plan, layer, spec, canvas, transform, native, scenes) -> list[RenderedAsset]:
+    finished = []
+    for variant, (seed, scene) in enumerate(zip(plan.seeds, scenes)):
+        if plan.keep_variants is not None and variant not in plan.keep_variants:
+            continue
+        if scene.shape[:2] != (canvas[1], canvas[0]):
+            scene = cv2.resize(scene, canvas, interpolation=cv2.INTER_CUBIC if canvas[0] > scene.shape[1] else cv2.INTER_AREA)
+        composed = compose(layer=layer, scene=scene, transform=transform, channel=spec)
+        png = encode_png(
+            composed.image,
+            xmp=xmp_packet(software=plan.software, extra={"model": plan.model, "seed": str(seed), "channel": spec.name}),
         )
-        native = None
-        if spec.white_background:
-            # The channel's rule is pure white around the product: no model is asked.
-            scenes = [np.full((canvas[1], canvas[0], 3), 255, np.uint8) for _ in plan.seeds]
-        else:
-            native = native_size(plan.backend, canvas)
-            native_transform = _scaled(transform, native[0] / canvas[0])
-            placed = place_layer(layer, native_transform, native)
-            init = np.empty((native[1], native[0], 3), np.uint8)
-            init[:] = NEUTRAL
-            init[placed.mask] = placed.rgb[placed.mask]
-            request = SceneRequest(
-                image=init, mask=placed.mask, prompt=plan.prompt, negative_prompt=plan.negative_prompt,
-                seeds=plan.seeds, steps=plan.steps, guidance=plan.guidance, strength=plan.strength,
-                scheduler=plan.scheduler, preset=plan.style, palette=plan.palette,
-                loras=tuple(_lora_spec(lora) for lora in plan.loras),
-            )
-            offset = done_steps
-
-            def step(i: int, n: int, offset=offset, name=spec.title) -> bool:
-                return progress((offset + (i + 1) * plan.steps / max(n, 1)) / total_steps, f"{name}: step {i + 1} of {n}")
-
-            if progress(done_steps / total_steps, f"{spec.title}: generating {len(plan.seeds)} scene(s)"):
-                raise GenerationCancelled(0, plan.steps)
-            scenes = generate_with_oom_retry(backend, request, callback=step, on_retry=on_retry)
-            done_steps += plan.steps
-        for variant, (seed, scene) in enumerate(zip(plan.seeds, scenes)):
-            if plan.keep_variants is not None and variant not in plan.keep_variants:
-                continue
-            if scene.shape[:2] != (canvas[1], canvas[0]):
-                scene = cv2.resize(scene, canvas, interpolation=cv2.INTER_CUBIC if canvas[0] > scene.shape[1] else cv2.INTER_AREA)
-            composed = compose(layer=layer, scene=scene, transform=transform, channel=spec)
-            png = encode_png(
-                composed.image,
-                xmp=xmp_packet(software=plan.software, extra={"model": plan.model, "seed": str(seed), "channel": spec.name}),
-            )
-            # Certify what is delivered: the decoded file, not the array it came from.
-            certificate = verify_lock(image=decode_png(png), layer=layer, transform=transform).require()
-            yield RenderedAsset(
+        # Certify what is delivered: the decoded file, not the array it came from.
+        certificate = verify_lock(image=decode_png(png), layer=layer, transform=transform).require()
+        finished.append(
+            RenderedAsset(
                 channel=spec.name, variant=variant, seed=seed, png=png, width=canvas[0], height=canvas[1],
                 certificate=certificate, preflight=[c.to_dict() for c in composed.preflight],
                 preflight_passed=composed.preflight_passed, transform=transform, native_size=native,
                 preview=encode_preview(composed.image),
             )
+        )
+    return finished
 
 
 PREVIEW_SIDE = 768
