@@ -43,3 +43,17 @@ def sign_in(page, base_url: str, email: str, password: str) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def merchant_uploads_a_product_photo(page, base_url: str, folder, name: str = "red-box.png") -> None:
+    """The demo merchant signs in and uploads one studio product photo through the page's own
+    control, and waits until the page says it is uploaded."""
+    from catalog.services import DEMO_PASSWORD, demo_workspace_seed
+    from tests.images import product_on_white
+
+    demo_workspace_seed()
+    path = folder / name
+    path.write_bytes(product_on_white(size=(480, 360)))
+    sign_in(page, base_url, "merchant@demo.vitrine", DEMO_PASSWORD)
+    page.locator("#photo-input").set_input_files([str(path)])
+    page.locator("#uploads li", has_text=name).locator(".upload-state", has_text="Uploaded").wait_for()

@@ -4,20 +4,14 @@ import re
 
 import pytest
 
-from catalog.services import DEMO_PASSWORD, demo_workspace_seed
 from generation.models import Asset, GenerationJob
-from tests.images import product_on_white
-from tests.studio.conftest import sign_in
+from tests.studio.conftest import merchant_uploads_a_product_photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 def test_generate_four_scenes_and_see_the_gallery(live_server, worker, page, tmp_path):
-    demo_workspace_seed()
-    path = tmp_path / "red-box.png"
-    path.write_bytes(product_on_white(size=(480, 360)))
-    sign_in(page, live_server.url, "merchant@demo.vitrine", DEMO_PASSWORD)
-    page.locator("#photo-input").set_input_files([str(path)])
+    merchant_uploads_a_product_photo(page, live_server.url, tmp_path)
     tile = page.locator("#photo-grid .tile[data-status='ready'], #photo-grid .tile[data-status='failed']")
     tile.wait_for(timeout=240_000)
     assert tile.get_attribute("data-status") == "ready", "the photo's cutout or thumbnail job failed"

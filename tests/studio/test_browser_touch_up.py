@@ -4,22 +4,15 @@ import pytest
 from PIL import Image
 
 from catalog.models import ProductPhoto
-from catalog.services import DEMO_PASSWORD, demo_workspace_seed
 from generation.models import Cutout, CutoutSource
 from tests.conftest import wait_for
-from tests.images import product_on_white
-from tests.studio.conftest import sign_in
+from tests.studio.conftest import merchant_uploads_a_product_photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 def test_erase_part_of_the_mask_and_save_a_new_revision(live_server, worker, page, tmp_path):
-    demo_workspace_seed()
-    path = tmp_path / "red-box.png"
-    path.write_bytes(product_on_white(size=(480, 360)))
-    sign_in(page, live_server.url, "merchant@demo.vitrine", DEMO_PASSWORD)
-    page.locator("#photo-input").set_input_files([str(path)])
-    page.locator("#uploads li", has_text="red-box.png").locator(".upload-state", has_text="Uploaded").wait_for()
+    merchant_uploads_a_product_photo(page, live_server.url, tmp_path)
     photo = ProductPhoto.objects.get()
     wait_for(lambda: Cutout.objects.filter(photo=photo).exists(), 90, "the automatic cutout")
     automatic = Cutout.objects.get(photo=photo)
