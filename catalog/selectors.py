@@ -1,10 +1,10 @@
 """Every read, scoped to the caller's workspace. A row of another workspace is not found."""
 from __future__ import annotations
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
-from .models import ACTIVE_JOB_STATUSES, Job, Membership, Product, ProductPhoto, User, Workspace
+from .models import ACTIVE_JOB_STATUSES, Job, JobKind, JobStatus, Membership, Product, ProductPhoto, User, Workspace
 
 
 def membership_for(*, user: User, workspace_slug: str | None = None) -> Membership | None:
@@ -60,19 +60,41 @@ def _with_jobs(photos: QuerySet[ProductPhoto]) -> QuerySet[ProductPhoto]:
     )
 
 
+PHOTO_STATUSES = ("processing", "failed", "ready")
+
+
+def _newest_job_status(kind: str) -> Subquery:
+    newest = Job.objects.filter(photo=OuterRef("pk"), kind=kind).order_by("-created_at", "-pk")
+    return Subquery(newest.values("status")[:1])
+
+
 def photo_list(
-    *, workspace: Workspace, product_id=None, unassigned: bool = False, processing: bool | None = None
+    *, workspace: Workspace, product_id=None, unassigned: bool = False, status: str | None = None
 ) -> QuerySet[ProductPhoto]:
-    """The workspace's photos, newest first, with product and jobs loaded."""
+    """The workspace's photos, newest first, with product and jobs loaded. `status` is the
+    same as ProductPhoto.status: processing (a job runs), failed (the newest job of a kind
+    failed), ready."""
     photos = ProductPhoto.objects.filter(workspace=workspace)
     if product_id is not None:
         photos = photos.filter(product_id=product_id)
     if unassigned:
         photos = photos.filter(product__isnull=True)
-    if processing is True:
-        photos = photos.filter(jobs__status__in=ACTIVE_JOB_STATUSES).distinct()
-    elif processing is False:
-        photos = photos.exclude(jobs__status__in=ACTIVE_JOB_STATUSES)
+    if status is not None:
+        running = Exists(Job.objects.filter(photo=OuterRef("pk"), status__in=ACTIVE_JOB_STATUSES))
+        photos = photos.annotate(
+            running=running,
+            newest_thumbnail=_newest_job_status(JobKind.THUMBNAIL),
+            newest_cutout=_newest_job_status(JobKind.CUTOUT),
+        )
+        failed = Q(newest_thumbnail=JobStatus.FAILED) | Q(newest_cutout=JobStatus.FAILED)
+        if status == "processing":
+            photos = photos.filter(running=True)
+        elif status == "failed":
+            photos = photos.filter(failed, running=False)
+        elif status == "ready":
+            photos = photos.filter(running=False).exclude(failed)
+        else:
+            raise ValueError(f"status must be one of {', '.join(PHOTO_STATUSES)}")
     return _with_jobs(photos)
 
 

@@ -37,12 +37,24 @@ def workspace_page(view):
 
 def _grid_context(request):
     product = request.GET.get("product") or None
-    photos = list(selectors.photo_list(workspace=request.workspace, product_id=product)[:200])
+    status = request.GET.get("status") if request.GET.get("status") in selectors.PHOTO_STATUSES else None
+    photos = list(selectors.photo_list(workspace=request.workspace, product_id=product, status=status)[:200])
     return {
         "photos": photos,
         "processing": any(photo.status == "processing" for photo in photos),
         "grid_query": request.GET.urlencode(),
+        "status": status,
+        "status_links": [(value, label, _with_param(request, "status", value)) for value, label in (
+            (None, "All"), ("processing", "Processing"), ("failed", "Needs attention"), ("ready", "Ready"))],
     }
+
+
+def _with_param(request, name: str, value: str | None) -> str:
+    params = request.GET.copy()
+    params.pop(name, None)
+    if value:
+        params[name] = value
+    return f"?{params.urlencode()}" if params else "?"
 
 
 @workspace_page

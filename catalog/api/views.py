@@ -111,11 +111,14 @@ class PhotoViewSet(
 
     def scoped_queryset(self):
         params = self.request.query_params
+        status = params.get("status") or None
+        if status is not None and status not in selectors.PHOTO_STATUSES:
+            raise ValidationError({"status": f"Use one of: {', '.join(selectors.PHOTO_STATUSES)}."})
         return selectors.photo_list(
             workspace=self.request.workspace,
             product_id=params.get("product") or None,
             unassigned=_flag(params.get("unassigned")) is True,
-            processing=_flag(params.get("processing")),
+            status=status,
         )
 
     def get_object(self):
@@ -125,7 +128,7 @@ class PhotoViewSet(
         parameters=[
             OpenApiParameter("product", int, description="Only this product's photos"),
             OpenApiParameter("unassigned", bool, description="Only photos not yet attached to a product"),
-            OpenApiParameter("processing", bool, description="Only photos with (true) or without (false) running jobs"),
+            OpenApiParameter("status", str, enum=["processing", "failed", "ready"], description="Only photos in this state"),
         ]
     )
     def list(self, request, *args, **kwargs):

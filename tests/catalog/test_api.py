@@ -260,3 +260,21 @@ def test_workspace_header_cannot_reach_a_workspace_the_caller_is_not_in(api, for
 def test_schema_and_docs_are_served(api):
     assert api.get("/api/schema/").status_code == 200
     assert APIClient().get("/api/docs/").status_code == 200
+
+
+def test_photo_list_filters_by_status(api, workspace, django_capture_on_commit_callbacks):
+    from catalog.services import job_fail
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ready = make_photo(workspace, seed=1)
+        failed = make_photo(workspace, seed=2)
+    job = Job.objects.get(photo=failed, kind="cutout")
+    Job.objects.filter(pk=job.pk).update(status="running")
+    job.status = "running"
+    job_fail(job=job, error="The cutout could not be made: test")
+    processing = make_photo(workspace, seed=3)  # its jobs are still queued
+
+    ids = {status: [p["id"] for p in api.get(f"/api/v1/photos/?status={status}").json()["results"]] for status in ("ready", "failed", "processing")}
+
+    assert ids == {"ready": [ready.pk], "failed": [failed.pk], "processing": [processing.pk]}
+    assert api.get("/api/v1/photos/?status=lost").status_code == 400
