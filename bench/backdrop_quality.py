@@ -8,7 +8,9 @@ the product layer and mask of the procedural reference are handed to each method
 - backdrop-mini: the committed weights, 20 DDIM steps, texture pass and grain on;
 - random weights: the same pipeline with an untrained UNet (seed 0);
 - flat grey: the backdrop filled with RGB 128 (+ the same grain);
-- references, other seeds: procedural scenes from different seeds (the metric's floor).
+- references, other seeds: procedural scenes from different seeds (the metric's floor);
+- three damaged copies of the references, to show what the metric notices: + noise
+  (σ = 6/255), blurred (σ = 1.5 px), colour-shifted (hue rotated by 30°).
 
 Figures:
 
@@ -107,7 +109,8 @@ def main() -> None:
         "backdrop-mini": load_pipeline("backdrop-mini"),
         "random weights": BackdropPipeline(build_unet(32, "base"), sampling_scheduler(), resolution=32),
     }
-    names = ["backdrop-mini", "random weights", "flat grey", "references, other seeds"]
+    names = ["backdrop-mini", "random weights", "flat grey", "references, other seeds",
+             "references + noise", "references blurred", "references colour-shifted"]
     feats: dict[str, list] = {k: [] for k in names + ["reference"]}
     delta_e: dict[str, list[float]] = {k: [] for k in names + ["reference"]}
     shadows: dict[str, list[bool]] = {k: [] for k in names + ["reference"]}
@@ -126,6 +129,15 @@ def main() -> None:
         for name, pipe in methods.items():
             out = pipe(product, ref.mask, preset, ref.palette, seeds=[i], num_inference_steps=args.steps).images[0]
             images[name] = (np.asarray(out), ref.mask, ref.palette)
+        ref_u8, ref_mask = images["reference"][0], ref.mask
+        noisy = np.clip(ref_u8 + np.random.default_rng([i, 9]).normal(0, 6, ref_u8.shape), 0, 255).astype(np.uint8)
+        blurred = cv2.GaussianBlur(ref_u8, (0, 0), 1.5)
+        hsv = cv2.cvtColor(ref_u8, cv2.COLOR_RGB2HSV)
+        hsv[..., 0] = (hsv[..., 0].astype(int) + 15) % 180
+        shifted = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        for name, img in (("references + noise", noisy), ("references blurred", blurred), ("references colour-shifted", shifted)):
+            img[ref_mask] = product[ref_mask]
+            images[name] = (img, ref_mask, ref.palette)
         grey = add_grain_and_quantize(np.full(ref.image.shape, 128 / 255, np.float32), np.random.default_rng([i, 7]))
         grey[ref.mask] = product[ref.mask]
         images["flat grey"] = (grey, ref.mask, ref.palette)
