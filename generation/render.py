@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from generation.provenance import decode_png, encode_png, xmp_packet
 NATIVE_PIXELS = {"sd-inpaint": 512 * 512, "sdxl-inpaint": 1024 * 1024, "flux-fill": 1024 * 1024}
 #: Marketplace main images have no fixed size; this is the common upload size.
 WHITE_CANVAS = (2000, 2000)
+#: Threads that finish scenes (at most one per core; each holds a canvas-sized image or two).
+FINISH_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: The neutral grey behind the product in the backend's input (it is repainted).
 NEUTRAL = (128, 128, 128)
 
@@ -128,12 +131,15 @@ def render(
     backend,
     progress: Progress = lambda fraction, message: False,
     on_retry: Callable[[str], None] | None = None,
+    previews: bool = True,
 ) -> Iterator[RenderedAsset]:
-    """Yield one asset per (channel, seed). Raises GenerationCancelled when `progress` asks to stop.
+    """Yield one asset per (channel, seed), in order. Raises GenerationCancelled when
+    `progress` asks to stop.
 
-    Finishing a channel's scenes (fit, lock, checks, PNG encode, certificate) runs on a helper
-    thread while the backend makes the next channel's batch, so the accelerator does not wait
-    for the CPU work (cv2, numpy and zlib release the GIL)."""
+    Finishing each scene (fit, lock, checks, PNG encode, certificate) runs on helper threads,
+    one variant per thread, while the backend makes the next channel's batch: the accelerator
+    does not wait for the CPU work, and the CPU work uses every core (cv2, numpy and zlib
+    release the GIL)."""
     from generation.pipelines.base import GenerationCancelled, SceneRequest, generate_with_oom_retry
 
     photo_size = (layer.rgb.shape[1], layer.rgb.shape[0])
@@ -141,8 +147,8 @@ def render(
     with_model = [spec for spec in specs if not spec.white_background]
     done_steps, total_steps = 0, max(1, len(with_model) * plan.steps)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitrine-finish") as finisher:
-        in_flight = None
+    with ThreadPoolExecutor(max_workers=FINISH_THREADS, thread_name_prefix="vitrine-finish") as finisher:
+        in_flight: list = []
         for spec in specs:
             canvas = channel_canvas(spec, photo_size)
             transform = Transform() if canvas == photo_size and spec is AS_PHOTO else fit_transform(
@@ -174,39 +180,36 @@ def render(
                     raise GenerationCancelled(0, plan.steps)
                 scenes = generate_with_oom_retry(backend, request, callback=step, on_retry=on_retry)
                 done_steps += plan.steps
-            if in_flight is not None:
-                yield from in_flight.result()
-            in_flight = finisher.submit(
-                _finish_channel, plan=plan, layer=layer, spec=spec, canvas=canvas, transform=transform,
-                native=native, scenes=scenes,
-            )
-        if in_flight is not None:
-            yield from in_flight.result()
+            for future in in_flight:
+                yield future.result()
+            in_flight = [
+                finisher.submit(
+                    _finish, plan=plan, layer=layer, spec=spec, canvas=canvas, transform=transform, native=native,
+                    variant=variant, seed=seed, scene=scene, preview=previews,
+                )
+                for variant, (seed, scene) in enumerate(zip(plan.seeds, scenes))
+                if plan.keep_variants is None or variant in plan.keep_variants
+            ]
+        for future in in_flight:
+            yield future.result()
 
 
-def _finish_channel(*, plan, layer, spec, canvas, transform, native, scenes) -> list[RenderedAsset]:
-    finished = []
-    for variant, (seed, scene) in enumerate(zip(plan.seeds, scenes)):
-        if plan.keep_variants is not None and variant not in plan.keep_variants:
-            continue
-        if scene.shape[:2] != (canvas[1], canvas[0]):
-            scene = cv2.resize(scene, canvas, interpolation=cv2.INTER_CUBIC if canvas[0] > scene.shape[1] else cv2.INTER_AREA)
-        composed = compose(layer=layer, scene=scene, transform=transform, channel=spec)
-        png = encode_png(
-            composed.image,
-            xmp=xmp_packet(software=plan.software, extra={"model": plan.model, "seed": str(seed), "channel": spec.name}),
-        )
-        # Certify what is delivered: the decoded file, not the array it came from.
-        certificate = verify_lock(image=decode_png(png), layer=layer, transform=transform).require()
-        finished.append(
-            RenderedAsset(
-                channel=spec.name, variant=variant, seed=seed, png=png, width=canvas[0], height=canvas[1],
-                certificate=certificate, preflight=[c.to_dict() for c in composed.preflight],
-                preflight_passed=composed.preflight_passed, transform=transform, native_size=native,
-                preview=encode_preview(composed.image),
-            )
-        )
-    return finished
+def _finish(*, plan, layer, spec, canvas, transform, native, variant, seed, scene, preview) -> RenderedAsset:
+    if scene.shape[:2] != (canvas[1], canvas[0]):
+        scene = cv2.resize(scene, canvas, interpolation=cv2.INTER_CUBIC if canvas[0] > scene.shape[1] else cv2.INTER_AREA)
+    composed = compose(layer=layer, scene=scene, transform=transform, channel=spec)
+    png = encode_png(
+        composed.image,
+        xmp=xmp_packet(software=plan.software, extra={"model": plan.model, "seed": str(seed), "channel": spec.name}),
+    )
+    # Certify what is delivered: the decoded file, not the array it came from.
+    certificate = verify_lock(image=decode_png(png), layer=layer, transform=transform).require()
+    return RenderedAsset(
+        channel=spec.name, variant=variant, seed=seed, png=png, width=canvas[0], height=canvas[1],
+        certificate=certificate, preflight=[c.to_dict() for c in composed.preflight],
+        preflight_passed=composed.preflight_passed, transform=transform, native_size=native,
+        preview=encode_preview(composed.image) if preview else b"",
+    )
 
 
 PREVIEW_SIDE = 768

@@ -20,6 +20,7 @@ from generation.compose import AS_PHOTO
 from generation.lock import ProductLayer, backdrop_fill, estimate_backdrop_color
 from generation.pipelines.base import SceneRequest, check_request
 from generation.prompts import build_prompts
+from generation.provenance import PNG_COMPRESS_LEVEL
 from generation.registry import get_model, load_scene_backend
 from generation.render import RenderPlan, render
 from generation.segmentation import Segmenter, cutout_rgba, lock_mask_image
@@ -112,8 +113,8 @@ def stage_photo(
     progress("segmented")
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    cutout_rgba(result).save(out_dir / "cutout.png")
-    lock_mask_image(result).save(out_dir / "mask.png")
+    cutout_rgba(result).save(out_dir / "cutout.png", compress_level=PNG_COMPRESS_LEVEL)
+    lock_mask_image(result).save(out_dir / "mask.png", compress_level=PNG_COMPRESS_LEVEL)
 
     plan = stage_plan(options)
     t = time.perf_counter()
@@ -128,7 +129,7 @@ def stage_photo(
         return False
 
     layer = ProductLayer.from_segmentation(result)
-    for rendered in render(plan=plan, layer=layer, bbox=result.bbox, backend=backend, progress=on_progress):
+    for rendered in render(plan=plan, layer=layer, bbox=result.bbox, backend=backend, progress=on_progress, previews=False):
         (out_dir / f"scene-{rendered.variant}.png").write_bytes(rendered.png)
         variants.append(
             {
