@@ -61,7 +61,7 @@ def read_xmp(png: bytes) -> str | None:
         if kind == b"iTXt":
             keyword, _, rest = data.partition(b"\x00")
             if keyword.decode("latin-1") == XMP_KEYWORD:
-                compressed, _method = rest[0], rest[1]
+                compressed = rest[0]  # then one byte of compression method
                 _lang, _, rest = rest[2:].partition(b"\x00")
                 _tkey, _, text = rest.partition(b"\x00")
                 return (zlib.decompress(text) if compressed else text).decode("utf-8")

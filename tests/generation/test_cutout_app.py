@@ -7,12 +7,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from catalog.models import Job, JobKind, JobStatus
-from catalog.services import photo_upload
 from generation.models import Cutout, CutoutSource
 from generation.selectors import cutout_result, photo_rgb
 from generation.services import cutout_reset, cutout_revise
 from tests.conftest import stored_files
-from tests.images import product_on_white
 
 pytestmark = pytest.mark.django_db
 
@@ -20,9 +18,8 @@ W, H = 240, 180
 
 
 @pytest.fixture
-def photo(workspace, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        return photo_upload(workspace=workspace, file=SimpleUploadedFile("box.png", product_on_white(size=(W, H)))).photo
+def photo(upload_product_photo):
+    return upload_product_photo((W, H))
 
 
 def png(mask: np.ndarray) -> SimpleUploadedFile:

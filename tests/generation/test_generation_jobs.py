@@ -23,9 +23,8 @@ W, H = 160, 120
 
 
 @pytest.fixture
-def photo(workspace, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        return photo_upload(workspace=workspace, file=SimpleUploadedFile("box.png", product_on_white(size=(W, H)))).photo
+def photo(upload_product_photo):
+    return upload_product_photo((W, H))
 
 
 @pytest.fixture(autouse=True)
