@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from generation.pipelines.base import GenerationCancelled, SceneRequest, StepCallback, check_request
+from generation.pipelines.base import SceneRequest, StepCallback, check_request
 
 from .pipeline import BackdropPipeline
-from .pipeline import GenerationCancelled as PipelineCancelled
 from .presets import PRESET_NAMES
 
 #: Used when a request names no palette (a neutral warm studio).
@@ -40,18 +39,15 @@ class BackdropBackend:
     def generate(self, request: SceneRequest, *, callback: StepCallback | None = None) -> list[np.ndarray]:
         check_request(request, schedulers=self.schedulers)
         preset = request.preset or PRESET_NAMES[0]
-        try:
-            output = self.pipeline(
-                image=request.image,
-                mask=request.mask,
-                preset=preset,
-                palette=request.palette or DEFAULT_PALETTE,
-                seeds=request.seeds,
-                num_inference_steps=request.steps,
-                callback=callback,
-            )
-        except PipelineCancelled as exc:
-            raise GenerationCancelled(exc.step_index, exc.num_steps) from exc
+        output = self.pipeline(
+            image=request.image,
+            mask=request.mask,
+            preset=preset,
+            palette=request.palette or DEFAULT_PALETTE,
+            seeds=request.seeds,
+            num_inference_steps=request.steps,
+            callback=callback,
+        )
         return [np.asarray(image.convert("RGB")) for image in output.images]
 
     def describe(self) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +12,8 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers import DDIMScheduler, UNet2DModel
+
+from generation.pipelines.base import GenerationCancelled, StepCallback
 
 from .model import model_input
 from .presets import PRESET_NAMES, PRESETS, normalize_palette, preset_id
@@ -26,10 +28,6 @@ from .resample import (
 )
 from .textures import apply_texture
 
-#: ``callback(step_index, num_steps) -> bool | None``; returning True cancels the run.
-StepCallback = Callable[[int, int], "bool | None"]
-
-
 def resize_product_layer(image: np.ndarray, mask: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Resize a uint8 product layer and its bool mask, averaging over product pixels only so
     that whatever lies outside the mask never tints the product's edge."""
@@ -37,15 +35,6 @@ def resize_product_layer(image: np.ndarray, mask: np.ndarray, height: int, width
     prem = cv2.resize(image.astype(np.float32) * mask[..., None], (width, height), interpolation=cv2.INTER_AREA)
     colour = np.rint(prem / np.maximum(cov, 1e-6)[..., None])
     return np.clip(colour, 0, 255).astype(np.uint8), cov > 0.5
-
-
-class GenerationCancelled(Exception):
-    """Raised by the pipeline when the step callback asked it to stop."""
-
-    def __init__(self, step_index: int, num_steps: int):
-        super().__init__(f"cancelled after step {step_index + 1} of {num_steps}")
-        self.step_index = step_index
-        self.num_steps = num_steps
 
 
 @dataclass
