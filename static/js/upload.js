@@ -85,6 +85,9 @@
   }
 
   input.addEventListener("change", function () { add(Array.from(input.files)); input.value = ""; });
+  // Files chosen before this script ran (it is deferred) would otherwise be ignored.
+  if (input.files && input.files.length) { add(Array.from(input.files)); input.value = ""; }
+  zone.dataset.ready = "1";
   // The whole page is a drop target, as merchants expect from the storefront admin.
   document.addEventListener("dragover", function (e) { e.preventDefault(); zone.classList.add("dragging"); });
   document.addEventListener("dragleave", function (e) { if (e.target === document.documentElement) zone.classList.remove("dragging"); });

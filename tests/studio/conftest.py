@@ -43,6 +43,13 @@ def sign_in(page, base_url: str, email: str, password: str) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
+def choose_photos(page, paths) -> None:
+    """Pick files with the page's own upload control, once its script is listening."""
+    page.wait_for_selector("#dropzone[data-ready='1']")
+    page.locator("#photo-input").set_input_files([str(p) for p in paths])
 
 
 def merchant_uploads_a_product_photo(page, base_url: str, folder, name: str = "red-box.png") -> None:
@@ -55,5 +62,5 @@ def merchant_uploads_a_product_photo(page, base_url: str, folder, name: str = "r
     path = folder / name
     path.write_bytes(product_on_white(size=(480, 360)))
     sign_in(page, base_url, "merchant@demo.vitrine", DEMO_PASSWORD)
-    page.locator("#photo-input").set_input_files([str(path)])
+    choose_photos(page, [path])
     page.locator("#uploads li", has_text=name).locator(".upload-state", has_text="Uploaded").wait_for()

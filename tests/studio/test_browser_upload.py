@@ -4,7 +4,7 @@ import pytest
 from catalog.models import ProductPhoto
 from catalog.services import DEMO_PASSWORD, demo_workspace_seed
 from tests.images import image_bytes
-from tests.studio.conftest import sign_in
+from tests.studio.conftest import choose_photos, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -20,7 +20,7 @@ def test_merchant_uploads_three_photos_and_sees_their_thumbnails(live_server, wo
     sign_in(page, live_server.url, "merchant@demo.vitrine", DEMO_PASSWORD)
     page.wait_for_url(f"{live_server.url}/products/")
     page.get_by_text("No photos yet. Drop product photos on this page to start.").wait_for()
-    page.locator("#photo-input").set_input_files(paths)
+    choose_photos(page, paths)
 
     for name in ("bottle.jpg", "mug.png", "wallet.webp"):
         row = page.locator("#uploads li", has_text=name)
@@ -42,7 +42,7 @@ def test_a_file_that_is_not_a_photo_gets_a_plain_error_next_to_it(live_server, p
     notes.write_text("not really a photo\n" * 10)
 
     sign_in(page, live_server.url, "merchant@demo.vitrine", DEMO_PASSWORD)
-    page.locator("#photo-input").set_input_files([str(notes)])
+    choose_photos(page, [notes])
 
     row = page.locator("#uploads li", has_text="notes.jpg")
     row.locator(".upload-state", has_text="This file is not a JPEG, PNG or WebP image.").wait_for()
