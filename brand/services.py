@@ -15,6 +15,7 @@ from django.utils.text import slugify
 from PIL import Image
 
 from catalog.models import Workspace
+from generation.backdrop.presets import DEFAULT_PALETTE as BACKDROP_DEFAULT_PALETTE
 
 from .models import BrandKit, LoraAdapter, SchedulerName, ScenePreset
 
@@ -159,7 +160,12 @@ DEFAULT_PRESETS = (
     ("Linen", "linen", "product on natural linen fabric"),
     ("Pastel sweep", "pastel-sweep", "soft pastel paper sweep with a gentle glow"),
 )
-DEFAULT_PALETTE = ["#efe9e1", "#d9cbb8", "#8a6f52"]
+DEFAULT_PALETTE = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in BACKDROP_DEFAULT_PALETTE]
+
+
+def palette_rgb(palette: list[str]) -> list[tuple[int, int, int]]:
+    """A brand palette ("#rrggbb" strings) as RGB byte triples."""
+    return [tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5)) for colour in palette]
 
 
 def workspace_defaults_ensure(*, workspace: Workspace) -> None:
@@ -187,6 +193,6 @@ def _preset_thumbnail(style: str) -> Image.Image:
 
     from generation.backdrop.scenes import render_scene
 
-    palette = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in DEFAULT_PALETTE], np.float32) / 255.0
+    palette = np.array(BACKDROP_DEFAULT_PALETTE, np.float32) / 255.0
     scene = render_scene(seed=7, size=(192, 192), preset=style, palette=palette)
     return Image.fromarray(np.clip(np.rint(scene.image * 255), 0, 255).astype("uint8"))

@@ -24,7 +24,7 @@ from django.db.models import Max
 from PIL import Image
 
 from brand.models import BrandKit, ScenePreset
-from brand.services import brand_kit_snapshot, preset_snapshot, workspace_defaults_ensure
+from brand.services import brand_kit_snapshot, palette_rgb, preset_snapshot, workspace_defaults_ensure
 from catalog.models import Job, JobKind, JobStatus, ProductPhoto, User
 from catalog.services import JobCancelled, JobFailed, JobWaiting, job_cancel, job_enqueue, job_progress
 from generation.compose import AS_PHOTO
@@ -209,10 +209,6 @@ MAX_VARIANTS = 8
 PROGRESS_EVERY_S = 0.5  # the step callback writes the job row at most this often
 
 
-def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
-
-
 def _valid_channels(channels: list[str]) -> list[str]:
     unknown = []
     for name in channels:
@@ -248,7 +244,7 @@ def generation_plan(*, preset: ScenePreset, brand_kit: BrandKit, prompt: str, se
         "strength": preset.strength,
         "scheduler": preset.scheduler,
         "style": preset.style or None,
-        "palette": [list(_rgb(c)) for c in brand_kit.palette],
+        "palette": [list(rgb) for rgb in palette_rgb(brand_kit.palette)],
         # The bundled model has no attention layers to adapt: a brand kit's LoRAs apply to the
         # diffusion backends only, and the plan says so rather than pretending.
         "loras": kit_data["loras"] if spec.backend != "backdrop" else [],

@@ -9,10 +9,8 @@ import numpy as np
 from generation.pipelines.base import SceneRequest, StepCallback, check_request
 
 from .pipeline import BackdropPipeline
-from .presets import PRESET_NAMES
+from .presets import DEFAULT_PALETTE, PRESET_NAMES
 
-#: Used when a request names no palette (a neutral warm studio).
-DEFAULT_PALETTE = ((239, 233, 225), (217, 203, 184), (138, 111, 82))
 
 
 class BackdropBackend:

@@ -33,6 +33,10 @@ PRESETS: tuple[ScenePresetSpec, ...] = (
 )
 PRESET_NAMES: tuple[str, ...] = tuple(p.name for p in PRESETS)
 
+#: A neutral warm studio (backdrop, surface, accent), used when no brand palette is given and
+#: as the palette of every workspace's first brand kit.
+DEFAULT_PALETTE: tuple[tuple[int, int, int], ...] = ((239, 233, 225), (217, 203, 184), (138, 111, 82))
+
 
 def preset_id(name: str) -> int:
     """The class id the network was trained with for ``name``."""
