@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import Job, Membership, Product, ProductPhoto, User, Workspace
+from .models import PhotoJob, Membership, Product, ProductPhoto, User, Workspace
 
 
 @admin.register(User)
@@ -40,7 +40,7 @@ class ProductPhotoAdmin(admin.ModelAdmin):
     readonly_fields = ["original_sha256", "working_sha256"]
 
 
-@admin.register(Job)
+@admin.register(PhotoJob)
 class JobAdmin(admin.ModelAdmin):
     list_display = ["pk", "kind", "status", "progress", "photo", "created_at"]
     list_filter = ["kind", "status"]

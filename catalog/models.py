@@ -1,11 +1,12 @@
-"""Workspaces, the people in them, products, photos, and the job rows behind background work."""
+"""Workspaces, the people in them, products, photos, and the job rows of work on photos."""
 from __future__ import annotations
 
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+
+from .jobs import ACTIVE, ACTIVE_JOB_STATUSES, JobRow, JobStatus
 
 
 class UserManager(BaseUserManager):
@@ -143,61 +144,44 @@ class ProductPhoto(models.Model):
         jobs = list(self.jobs.all())
         if any(job.status in ACTIVE_JOB_STATUSES for job in jobs):
             return "processing"
-        newest_by_kind: dict[str, Job] = {}
+        newest_by_kind: dict[str, PhotoJob] = {}
         for job in jobs:
-            newest_by_kind.setdefault(job.kind, job)
+            if job.kind in STATUS_KINDS:
+                newest_by_kind.setdefault(job.kind, job)
         if any(job.status == JobStatus.FAILED for job in newest_by_kind.values()):
             return "failed"
         return "ready"
 
 
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
-
-
 class JobKind(models.TextChoices):
+    """The kinds of background work on one photo. The app that does the work passes its task
+    to `catalog.services.job_enqueue`; catalog only keeps the rows."""
+
     THUMBNAIL = "thumbnail", "Thumbnail"
     CUTOUT = "cutout", "Cutout"
+    TOUCH_UP = "touch_up", "Touch-up"
 
 
-class Job(models.Model):
-    """The truth about one piece of background work on a photo."""
+#: The kinds whose newest failure makes a photo "needs attention" (a failed touch-up leaves
+#: the photo's current cutout in place, so the photo is still usable).
+STATUS_KINDS = (JobKind.THUMBNAIL, JobKind.CUTOUT)
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="jobs")
+
+class PhotoJob(JobRow):
+    """One piece of background work on a photo (thumbnail, cutout, touch-up)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="photo_jobs")
     photo = models.ForeignKey(ProductPhoto, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=20, choices=JobKind.choices)
     params = models.JSONField(default=dict, blank=True)  # what the task needs beyond the photo
-    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    progress = models.PositiveSmallIntegerField(default=0)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-pk"]
+    class Meta(JobRow.Meta):
         constraints = [
             # At most one live job of a kind per photo: a double click or a retried request
             # cannot start the same work twice.
-            models.UniqueConstraint(
-                fields=["photo", "kind"],
-                condition=Q(status__in=["queued", "running"]),
-                name="job_one_active_per_kind",
-            ),
-            models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_at_most_100"),
+            models.UniqueConstraint(fields=["photo", "kind"], condition=ACTIVE, name="photojob_one_active_per_kind"),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="photojob_progress_at_most_100"),
         ]
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_JOB_STATUSES
 
     def __str__(self) -> str:
         return f"{self.kind} job {self.pk} ({self.status})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
-from .models import ACTIVE_JOB_STATUSES, Job, JobKind, JobStatus, Membership, Product, ProductPhoto, User, Workspace
+from .models import ACTIVE_JOB_STATUSES, PhotoJob, JobKind, JobStatus, Membership, Product, ProductPhoto, User, Workspace
 
 
 def membership_for(*, user: User, workspace_slug: str | None = None) -> Membership | None:
@@ -56,7 +56,7 @@ def product_get(*, workspace: Workspace, product_id) -> Product:
 def _with_jobs(photos: QuerySet[ProductPhoto]) -> QuerySet[ProductPhoto]:
     # One query for every photo's jobs, newest first, however long the page.
     return photos.select_related("product").prefetch_related(
-        Prefetch("jobs", queryset=Job.objects.order_by("-created_at", "-pk"))
+        Prefetch("jobs", queryset=PhotoJob.objects.order_by("-created_at", "-pk"))
     )
 
 
@@ -64,7 +64,7 @@ PHOTO_STATUSES = ("processing", "failed", "ready")
 
 
 def _newest_job_status(kind: str) -> Subquery:
-    newest = Job.objects.filter(photo=OuterRef("pk"), kind=kind).order_by("-created_at", "-pk")
+    newest = PhotoJob.objects.filter(photo=OuterRef("pk"), kind=kind).order_by("-created_at", "-pk")
     return Subquery(newest.values("status")[:1])
 
 
@@ -80,7 +80,7 @@ def photo_list(
     if unassigned:
         photos = photos.filter(product__isnull=True)
     if status is not None:
-        running = Exists(Job.objects.filter(photo=OuterRef("pk"), status__in=ACTIVE_JOB_STATUSES))
+        running = Exists(PhotoJob.objects.filter(photo=OuterRef("pk"), status__in=ACTIVE_JOB_STATUSES))
         photos = photos.annotate(
             running=running,
             newest_thumbnail=_newest_job_status(JobKind.THUMBNAIL),
@@ -102,9 +102,9 @@ def photo_get(*, workspace: Workspace, photo_id) -> ProductPhoto:
     return get_or_404(_with_jobs(ProductPhoto.objects.filter(workspace=workspace)), photo_id)
 
 
-def job_list(*, workspace: Workspace, photo_id=None, status: str | None = None) -> QuerySet[Job]:
-    return filter_jobs(Job.objects.filter(workspace=workspace), photo_id=photo_id, status=status)
+def job_list(*, workspace: Workspace, photo_id=None, status: str | None = None) -> QuerySet[PhotoJob]:
+    return filter_jobs(PhotoJob.objects.filter(workspace=workspace), photo_id=photo_id, status=status)
 
 
-def job_get(*, workspace: Workspace, job_id) -> Job:
-    return get_or_404(Job.objects.filter(workspace=workspace), job_id)
+def job_get(*, workspace: Workspace, job_id) -> PhotoJob:
+    return get_or_404(PhotoJob.objects.filter(workspace=workspace), job_id)

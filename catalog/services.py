@@ -1,7 +1,6 @@
 """Every write in the catalog: workspaces, people, products, photos, jobs."""
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 from typing import Callable
@@ -13,10 +12,13 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from PIL import Image
 
-from .models import Job, JobKind, JobStatus, Membership, Product, ProductPhoto, Role, User, Workspace, WorkerHeartbeat
-from .uploads import UploadRejected, validate_image
+from generation.decoding import UploadRejected, validate_image
+
+from .files import delete_files, photo_dir
+from .jobs import ACTIVE_JOB_STATUSES
+from .models import JobKind, Membership, PhotoJob, Product, ProductPhoto, Role, User, Workspace, WorkerHeartbeat
+from .tasks import photo_thumbnail_task
 
 logger = logging.getLogger(__name__)
 
@@ -110,15 +112,20 @@ class PhotoUploadResult:
     created: bool  # False: the same bytes were already in this workspace
 
 
-def _photo_dir(workspace: Workspace, sha256: str) -> str:
-    return f"photos/{workspace.pk}/{sha256[:2]}/{sha256}"
-
-
-def photo_upload(*, workspace: Workspace, file: File, uploaded_by: User | None = None, product: Product | None = None) -> PhotoUploadResult:
+def photo_upload(
+    *,
+    workspace: Workspace,
+    file: File,
+    uploaded_by: User | None = None,
+    product: Product | None = None,
+    then: Callable[[ProductPhoto], object] | None = None,
+) -> PhotoUploadResult:
     """Validate, store and register one photo, then enqueue its thumbnail.
 
-    The one path for the page, the API and imports. A rejection raises UploadRejected and
-    leaves no row and no file; the same bytes uploaded twice return the first photo."""
+    `then(photo)` runs inside the same transaction for a new photo: the work other apps
+    start on it (studio's cutout), so that a failure there leaves nothing behind either.
+    A rejection raises UploadRejected and leaves no row and no file; the same bytes uploaded
+    twice return the first photo."""
     if product is not None and product.workspace_id != workspace.pk:
         raise UploadRejected("That product does not exist in this workspace.", "unknown_product")
     accepted = validate_image(
@@ -132,7 +139,7 @@ def photo_upload(*, workspace: Workspace, file: File, uploaded_by: User | None =
     if existing is not None:
         return PhotoUploadResult(photo=existing, created=False)
 
-    directory = _photo_dir(workspace, accepted.sha256)
+    directory = photo_dir(workspace_id=workspace.pk, sha256=accepted.sha256)
     stored: list[str] = []
     try:
         file.seek(0)
@@ -156,32 +163,25 @@ def photo_upload(*, workspace: Workspace, file: File, uploaded_by: User | None =
                 height=accepted.height,
                 has_alpha=accepted.has_alpha,
             )
-            job_enqueue(photo=photo, kind=JobKind.THUMBNAIL)
-            job_enqueue(photo=photo, kind=JobKind.CUTOUT, params={"segmenter": settings.VITRINE_SEGMENTER})
+            job_enqueue(photo=photo, kind=JobKind.THUMBNAIL, task=photo_thumbnail_task)
+            if then is not None:
+                then(photo)
     except IntegrityError:
         # A concurrent upload of the same bytes won the race: keep theirs, drop ours.
-        _delete_files(stored)
+        delete_files(stored)
         return PhotoUploadResult(photo=ProductPhoto.objects.get(workspace=workspace, original_sha256=accepted.sha256), created=False)
     except BaseException:
-        _delete_files(stored)
+        delete_files(stored)
         raise
     logger.info("catalog.photo.uploaded", extra={"photo_id": photo.pk, "workspace_id": workspace.pk})
     return PhotoUploadResult(photo=photo, created=True)
-
-
-def _delete_files(names: list[str]) -> None:
-    for name in names:
-        try:
-            default_storage.delete(name)
-        except Exception:  # best effort; the row is the truth and does not point at it
-            logger.warning("catalog.storage.delete_failed", extra={"name": name}, exc_info=True)
 
 
 def photo_delete(*, photo: ProductPhoto) -> None:
     names = [f.name for f in (photo.original, photo.working, photo.thumbnail) if f]
     with transaction.atomic():
         photo.delete()
-        transaction.on_commit(lambda: _delete_files(names))
+        transaction.on_commit(lambda: delete_files(names))
 
 
 def photo_assign(*, photo: ProductPhoto, product: Product | None) -> ProductPhoto:
@@ -192,124 +192,21 @@ def photo_assign(*, photo: ProductPhoto, product: Product | None) -> ProductPhot
     return photo
 
 
-def photo_thumbnail_make(*, photo: ProductPhoto, progress: Callable[[int], None]) -> None:
-    """Render the photo's thumbnail (WebP, long side VITRINE_THUMBNAIL_SIDE) from its working copy."""
-    with photo.working.open("rb") as fh:
-        image = Image.open(fh)
-        image.load()
-    progress(40)
-    side = settings.VITRINE_THUMBNAIL_SIDE
-    image.thumbnail((side, side), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, format="WEBP", quality=82, method=4)
-    progress(80)
-    old = photo.thumbnail.name if photo.thumbnail else None
-    name = default_storage.save(f"{_photo_dir(photo.workspace, photo.original_sha256)}/thumbnail.webp", ContentFile(buffer.getvalue()))
-    ProductPhoto.objects.filter(pk=photo.pk).update(thumbnail=name)
-    photo.thumbnail.name = name
-    if old and old != name:
-        _delete_files([old])
-
-
 # Jobs ------------------------------------------------------------------------------------
 
 
-class JobFailed(Exception):
-    """A job cannot succeed with this input; `message` is written on the job for the user."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-class JobCancelled(Exception):
-    """The work stopped because someone cancelled the job."""
-
-
-class JobWaiting(Exception):
-    """The job's input is not ready yet (e.g. the photo's cutout is still running): try again
-    in `countdown` seconds, at most `max_waits` times, then fail with `message`."""
-
-    def __init__(self, message: str, *, countdown: float = 3.0, max_waits: int = 200):
-        super().__init__(message)
-        self.message, self.countdown, self.max_waits = message, countdown, max_waits
-
-
-
-def _job_task(kind: str):
-    # Resolved at call time: the task modules import these services.
-    from catalog.tasks import photo_thumbnail_task
-    from generation.tasks import cutout_photo_task
-
-    return {JobKind.THUMBNAIL: photo_thumbnail_task, JobKind.CUTOUT: cutout_photo_task}[kind]
-
-
-def job_enqueue(*, photo: ProductPhoto, kind: str, params: dict | None = None) -> Job:
+def job_enqueue(*, photo: ProductPhoto, kind: str, task, params: dict | None = None) -> PhotoJob:
     """Create the job row (or return the live one of that kind, whatever its params) and send
-    its task once the row is committed."""
+    `task` (a Celery task taking the job id, owned by the app that does the work) once the row
+    is committed."""
     with transaction.atomic():
         try:
             with transaction.atomic():
-                job = Job.objects.create(workspace_id=photo.workspace_id, photo=photo, kind=kind, params=params or {})
+                job = PhotoJob.objects.create(workspace_id=photo.workspace_id, photo=photo, kind=kind, params=params or {})
         except IntegrityError:
-            return Job.objects.get(photo=photo, kind=kind, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
-        task = _job_task(kind)
+            return PhotoJob.objects.get(photo=photo, kind=kind, status__in=ACTIVE_JOB_STATUSES)
         transaction.on_commit(lambda: task.delay(job.pk))
     return job
-
-
-def job_start(*, job_id: int, model: type = Job):
-    """queued → running. None when the job is gone or not queued (already handled, or
-    cancelled): a redelivered message then does nothing. `model` is Job or any job row with
-    the same status fields (generation.GenerationJob)."""
-    with transaction.atomic():
-        job = model.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status != JobStatus.QUEUED:
-            return None
-        job.status = JobStatus.RUNNING
-        job.attempts += 1
-        job.started_at = timezone.now()
-        job.save(update_fields=["status", "attempts", "started_at"])
-    return job
-
-
-def job_progress(*, job, progress: int, **fields) -> None:
-    """Record progress (0–100) and any extra display fields (e.g. a message) of a running job."""
-    progress = max(0, min(100, int(progress)))
-    type(job).objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(progress=progress, **fields)
-    job.progress = progress
-
-
-def _job_finish(*, job, status: str, error: str = "", expected: tuple[str, ...] = (JobStatus.RUNNING,)) -> bool:
-    with transaction.atomic():
-        current = type(job).objects.select_for_update().get(pk=job.pk)
-        if current.status not in expected:
-            return False
-        current.status = status
-        current.error = error
-        current.finished_at = timezone.now() if status != JobStatus.QUEUED else None
-        if status == JobStatus.SUCCEEDED:
-            current.progress = 100
-        current.save(update_fields=["status", "error", "finished_at", "progress"])
-    job.status, job.error, job.progress = current.status, current.error, current.progress
-    return True
-
-
-def job_succeed(*, job) -> bool:
-    return _job_finish(job=job, status=JobStatus.SUCCEEDED)
-
-
-def job_fail(*, job, error: str) -> bool:
-    return _job_finish(job=job, status=JobStatus.FAILED, error=error)
-
-
-def job_requeue(*, job) -> bool:
-    """running → queued, for a transient failure or missing input that will be retried."""
-    return _job_finish(job=job, status=JobStatus.QUEUED)
-
-
-def job_cancel(*, job, expected: tuple[str, ...] = (JobStatus.QUEUED, JobStatus.RUNNING)) -> bool:
-    return _job_finish(job=job, status=JobStatus.CANCELLED, expected=expected)
 
 
 # Workers ---------------------------------------------------------------------------------

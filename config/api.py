@@ -3,8 +3,8 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from brand.api.views import BrandKitViewSet, ScenePresetViewSet
-from catalog.api.views import AuthTokenView, JobViewSet, PhotoViewSet, ProductViewSet
-from generation.api.views import AssetViewSet, CutoutViewSet, GenerationJobViewSet, PhotoSegmentView
+from catalog.api.views import AuthTokenView, JobViewSet, ProductViewSet
+from studio.api.views import AssetViewSet, CutoutViewSet, GenerationJobViewSet, PhotoSegmentView, PhotoViewSet
 
 router = DefaultRouter()
 router.register("products", ProductViewSet, basename="product")

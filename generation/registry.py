@@ -1,7 +1,7 @@
 """The scene models Vitrine knows: name → backend → local folder.
 
 Models are only ever loaded from a local folder (users may run offline). The folder root is
-``$VITRINE_MODELS_DIR`` when set, else ``generation/models/`` in the repository, where the
+``$VITRINE_MODELS_DIR`` when set, else ``generation/weights/`` in the repository, where the
 bundled backdrop-mini ships. Backends are imported lazily so that reading the registry never
 imports torch.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 @dataclass(frozen=True)

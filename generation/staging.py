@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from catalog.uploads import validate_image
+from generation.decoding import validate_image
 from generation.compose import AS_PHOTO
 from generation.lock import ProductLayer, backdrop_fill, estimate_backdrop_color
 from generation.pipelines.base import SceneRequest, check_request

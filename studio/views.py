@@ -14,8 +14,8 @@ from catalog import selectors
 from catalog.api.views import stored_file_response
 from catalog.models import JobKind
 from brand.services import workspace_defaults_ensure
-from generation import selectors as generation_selectors
-from generation import services as generation_services
+from studio import selectors as studio_selectors
+from studio import services as studio_services
 
 from .forms import ComposeForm
 
@@ -73,8 +73,8 @@ def photo_grid(request):
 
 def _photo_context(request, photo_id: int) -> dict:
     photo = selectors.photo_get(workspace=request.workspace, photo_id=photo_id)
-    revisions = list(generation_selectors.cutout_list(workspace=request.workspace, photo_id=photo.pk)[:50])
-    jobs = list(generation_selectors.generation_job_list(workspace=request.workspace, photo_id=photo.pk)[:10])
+    revisions = list(studio_selectors.cutout_list(workspace=request.workspace, photo_id=photo.pk)[:50])
+    jobs = list(studio_selectors.generation_job_list(workspace=request.workspace, photo_id=photo.pk)[:10])
     cutout_job = next((job for job in photo.jobs.all() if job.kind == JobKind.CUTOUT), None)
     return {
         "photo": photo,
@@ -127,7 +127,7 @@ def compose(request, photo_id: int):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            job = generation_services.generation_job_create(
+            job = studio_services.generation_job_create(
                 photo=photo,
                 user=request.user,
                 variants=data["variants"],
@@ -160,8 +160,8 @@ def _before_style(asset) -> str:
 
 
 def _job_context(request, job_id: int) -> dict:
-    job = generation_selectors.generation_job_get(workspace=request.workspace, job_id=job_id)
-    assets = list(generation_selectors.asset_list(workspace=request.workspace, job_id=job.pk)) if not job.is_active else []
+    job = studio_selectors.generation_job_get(workspace=request.workspace, job_id=job_id)
+    assets = list(studio_selectors.asset_list(workspace=request.workspace, job_id=job.pk)) if not job.is_active else []
     for asset in assets:
         asset.before_style = _before_style(asset)
     return {"job": job, "assets": assets, "nav": "products"}
@@ -180,6 +180,6 @@ def job_panel(request, job_id: int):
 @workspace_page
 @require_POST
 def job_cancel(request, job_id: int):
-    job = generation_selectors.generation_job_get(workspace=request.workspace, job_id=job_id)
-    generation_services.generation_job_cancel(job=job)
+    job = studio_selectors.generation_job_get(workspace=request.workspace, job_id=job_id)
+    studio_services.generation_job_cancel(job=job)
     return render(request, "studio/_job_panel.html", _job_context(request, job_id))

@@ -166,12 +166,12 @@ def upload_product_photo(workspace, django_capture_on_commit_callbacks):
     and cutout jobs, as the worker would once the upload is committed."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from catalog.services import photo_upload
+    from studio.services import photo_add
     from tests.images import product_on_white
 
     def upload(size: tuple[int, int], seed: int = 0):
         with django_capture_on_commit_callbacks(execute=True):
             data = product_on_white(size=size, seed=seed)
-            return photo_upload(workspace=workspace, file=SimpleUploadedFile("box.png", data)).photo
+            return photo_add(workspace=workspace, file=SimpleUploadedFile("box.png", data)).photo
 
     return upload

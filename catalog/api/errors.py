@@ -8,7 +8,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from catalog.uploads import UploadRejected
+from generation.decoding import UploadRejected
 
 
 def _first_message(detail) -> str:

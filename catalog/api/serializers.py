@@ -1,7 +1,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from catalog.models import Job, Product, ProductPhoto
+from catalog.models import PhotoJob, Product, ProductPhoto
 
 
 class ProductSerializer(serializers.ModelSerializer):
@@ -15,7 +15,7 @@ class ProductSerializer(serializers.ModelSerializer):
 
 class JobSerializer(serializers.ModelSerializer):
     class Meta:
-        model = Job
+        model = PhotoJob
         fields = ["id", "kind", "status", "progress", "error", "attempts", "photo", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
 

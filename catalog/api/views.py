@@ -14,8 +14,8 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from catalog import selectors, services
-from catalog.models import Job, Product, ProductPhoto
-from catalog.uploads import UploadRejected
+from catalog.models import PhotoJob, Product, ProductPhoto
+from generation.decoding import UploadRejected
 
 from .serializers import (
     JobSerializer,
@@ -109,6 +109,10 @@ class PhotoViewSet(
     queryset = ProductPhoto.objects.none()
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
+    #: The upload service; an app above catalog that starts work on new photos (studio's
+    #: cutout) registers a subclass with its own.
+    photo_upload = staticmethod(services.photo_upload)
+
     def scoped_queryset(self):
         params = self.request.query_params
         status = params.get("status") or None
@@ -149,7 +153,7 @@ class PhotoViewSet(
                 product = selectors.product_get(workspace=request.workspace, product_id=data.validated_data["product"])
             except Http404:
                 raise UploadRejected("That product does not exist in this workspace.", "unknown_product") from None
-        result = services.photo_upload(
+        result = self.photo_upload(
             workspace=request.workspace, file=data.validated_data["file"], uploaded_by=request.user, product=product
         )
         photo = selectors.photo_get(workspace=request.workspace, photo_id=result.photo.pk)
@@ -182,7 +186,7 @@ class PhotoViewSet(
 
 class JobViewSet(WorkspaceScoped, viewsets.ReadOnlyModelViewSet):
     serializer_class = JobSerializer
-    queryset = Job.objects.none()
+    queryset = PhotoJob.objects.none()
 
     def scoped_queryset(self):
         params = self.request.query_params

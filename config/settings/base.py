@@ -31,7 +31,6 @@ INSTALLED_APPS = [
     "catalog",
     "brand",
     "studio",
-    "generation",
 ]
 
 MIDDLEWARE = [
@@ -171,8 +170,8 @@ CELERY_TASK_QUEUES = [KombuQueue(q.value, Exchange(q.value), routing_key=q.value
 # Which queue each task runs on, in one table.
 CELERY_TASK_ROUTES = {
     "catalog.tasks.photo_thumbnail_task": {"queue": Queue.CPU.value},
-    "generation.tasks.cutout_photo_task": {"queue": Queue.CPU.value},
-    "generation.tasks.generate_scenes_task": {"queue": Queue.GPU.value},
+    "studio.tasks.cutout_photo_task": {"queue": Queue.CPU.value},
+    "studio.tasks.generate_scenes_task": {"queue": Queue.GPU.value},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

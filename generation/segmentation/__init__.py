@@ -27,12 +27,20 @@ __all__ = [
     "SegmentationError",
     "SegmentationResult",
     "Segmenter",
+    "check_segmenter_name",
     "cutout_rgba",
     "get_segmenter",
     "lock_mask_image",
 ]
 
 DEFAULT_SEGMENTER = "studio"
+
+
+def check_segmenter_name(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` has the form of a segmenter name (cheap: nothing is
+    imported or loaded; whether a rembg model is installed is the worker's to find out)."""
+    if name != "studio" and not (name.startswith("rembg:") and len(name) > len("rembg:")):
+        raise ValueError(f"Unknown segmenter '{name}'. Use 'studio' or 'rembg:<model>'.")
 
 
 def get_segmenter(
@@ -50,6 +58,7 @@ def get_segmenter(
         ModelNotInstalled: a rembg model whose weights file is missing (raised here, before
             rembg is imported, so nothing ever tries to download).
     """
+    check_segmenter_name(name)
     if name == "studio":
         from generation.segmentation.studio import StudioSegmenter
 

@@ -3,8 +3,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from catalog.models import Job, Product, ProductPhoto
-from catalog.services import photo_upload
+from catalog.models import PhotoJob, Product, ProductPhoto
+from studio.services import photo_add
 from tests.conftest import stored_files
 from tests.factories import ProductFactory
 from tests.images import image_bytes
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def make_photo(workspace, seed=0, product=None):
     data = image_bytes("JPEG", size=(40, 30), seed=seed)
-    return photo_upload(workspace=workspace, file=SimpleUploadedFile(f"p{seed}.jpg", data), product=product).photo
+    return photo_add(workspace=workspace, file=SimpleUploadedFile(f"p{seed}.jpg", data), product=product).photo
 
 
 # Authentication --------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_photo_list_query_count_does_not_grow_with_the_page(api, workspace, djan
 def test_jobs_list_and_detail(api, workspace, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         photo = make_photo(workspace)
-    job = Job.objects.get(photo=photo, kind="thumbnail")
+    job = PhotoJob.objects.get(photo=photo, kind="thumbnail")
 
     listing = api.get(f"/api/v1/photo-jobs/?photo={photo.pk}").json()
     detail = api.get(f"/api/v1/photo-jobs/{job.pk}/").json()
@@ -195,7 +195,7 @@ def foreign_rows(other_membership):
     workspace = other_membership.workspace
     product = ProductFactory(workspace=workspace)
     photo = make_photo(workspace, seed=99, product=product)
-    return {"product": product, "photo": photo, "job": Job.objects.get(photo=photo, kind="thumbnail")}
+    return {"product": product, "photo": photo, "job": PhotoJob.objects.get(photo=photo, kind="thumbnail")}
 
 
 @pytest.mark.parametrize(
@@ -263,13 +263,13 @@ def test_schema_and_docs_are_served(api):
 
 
 def test_photo_list_filters_by_status(api, workspace, django_capture_on_commit_callbacks):
-    from catalog.services import job_fail
+    from catalog.jobs import job_fail
 
     with django_capture_on_commit_callbacks(execute=True):
         ready = make_photo(workspace, seed=1)
         failed = make_photo(workspace, seed=2)
-    job = Job.objects.get(photo=failed, kind="cutout")
-    Job.objects.filter(pk=job.pk).update(status="running")
+    job = PhotoJob.objects.get(photo=failed, kind="cutout")
+    PhotoJob.objects.filter(pk=job.pk).update(status="running")
     job.status = "running"
     job_fail(job=job, error="The cutout could not be made: test")
     processing = make_photo(workspace, seed=3)  # its jobs are still queued

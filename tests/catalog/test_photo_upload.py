@@ -6,9 +6,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploaded
 from django.test import override_settings
 from PIL import Image
 
-from catalog.models import Job, JobKind, ProductPhoto
+from catalog.models import PhotoJob, JobKind, ProductPhoto
 from catalog.services import photo_upload
-from catalog.uploads import UploadRejected
+from generation.decoding import UploadRejected
 from tests.conftest import stored_files
 from tests.factories import ProductFactory, WorkspaceFactory
 from tests.images import image_bytes, png_declaring
@@ -38,7 +38,7 @@ def test_rejected_upload_says_why_and_stores_nothing(workspace, name, data, code
 
     assert (caught.value.code, caught.value.message) == (code, message)
     assert ProductPhoto.objects.count() == 0
-    assert Job.objects.count() == 0
+    assert PhotoJob.objects.count() == 0
     assert stored_files() == []
 
 
@@ -91,7 +91,7 @@ def test_accepted_photo_keeps_original_bytes_and_hash(workspace, fmt):
     import hashlib
 
     assert photo.original_sha256 == hashlib.sha256(data).hexdigest()
-    assert Job.objects.filter(photo=photo, kind=JobKind.THUMBNAIL).count() == 1
+    assert PhotoJob.objects.filter(photo=photo, kind=JobKind.THUMBNAIL).count() == 1
 
 
 def test_lossless_working_copy_equals_the_decoded_photo(workspace):

@@ -1,4 +1,4 @@
-"""Job rows and the tasks that drive them."""
+"""PhotoJob rows and the tasks that drive them."""
 import pytest
 from celery.exceptions import Retry
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -6,8 +6,11 @@ from django.db import OperationalError
 from PIL import Image
 
 from catalog import tasks
-from catalog.models import Job, JobKind, JobStatus
-from catalog.services import job_cancel, job_enqueue, photo_upload
+from catalog.models import PhotoJob, JobKind, JobStatus
+from catalog import jobs
+from catalog.jobs import job_cancel
+from catalog.services import job_enqueue
+from studio.services import photo_add
 from config.celery import Queue, app
 from tests.images import image_bytes
 
@@ -17,21 +20,21 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def photo(workspace):
     data = image_bytes("JPEG", size=(900, 600))
-    return photo_upload(workspace=workspace, file=SimpleUploadedFile("bottle.jpg", data)).photo
+    return photo_add(workspace=workspace, file=SimpleUploadedFile("bottle.jpg", data)).photo
 
 
 def test_upload_enqueues_thumbnail_only_after_commit(workspace, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        photo = photo_upload(workspace=workspace, file=SimpleUploadedFile("a.jpg", image_bytes("JPEG"))).photo
+        photo = photo_add(workspace=workspace, file=SimpleUploadedFile("a.jpg", image_bytes("JPEG"))).photo
 
-    jobs = Job.objects.filter(photo=photo).order_by("kind")
+    jobs = PhotoJob.objects.filter(photo=photo).order_by("kind")
     assert [(job.kind, job.status) for job in jobs] == [(JobKind.CUTOUT, JobStatus.QUEUED), (JobKind.THUMBNAIL, JobStatus.QUEUED)]
     assert len(callbacks) == 2
 
 
 def test_thumbnail_task_makes_a_bounded_webp_and_finishes_the_job(photo, settings):
     settings.VITRINE_THUMBNAIL_SIDE = 256
-    job = Job.objects.get(photo=photo, kind="thumbnail")
+    job = PhotoJob.objects.get(photo=photo, kind="thumbnail")
 
     tasks.photo_thumbnail_task.apply(args=[job.pk])
 
@@ -45,7 +48,7 @@ def test_thumbnail_task_makes_a_bounded_webp_and_finishes_the_job(photo, setting
 
 
 def test_a_redelivered_message_does_nothing_the_second_time(photo):
-    job = Job.objects.get(photo=photo, kind="thumbnail")
+    job = PhotoJob.objects.get(photo=photo, kind="thumbnail")
     tasks.photo_thumbnail_task.apply(args=[job.pk])
 
     tasks.photo_thumbnail_task.apply(args=[job.pk])
@@ -55,8 +58,8 @@ def test_a_redelivered_message_does_nothing_the_second_time(photo):
 
 
 def test_a_cancelled_job_is_not_started(photo):
-    job = Job.objects.get(photo=photo, kind="thumbnail")
-    assert job_cancel(job=job) is True
+    job = PhotoJob.objects.get(photo=photo, kind="thumbnail")
+    assert job_cancel(job=job).status == JobStatus.CANCELLED
 
     tasks.photo_thumbnail_task.apply(args=[job.pk])
 
@@ -66,16 +69,16 @@ def test_a_cancelled_job_is_not_started(photo):
 
 
 def test_enqueue_returns_the_live_job_instead_of_a_second_one(photo):
-    live = Job.objects.get(photo=photo, kind="thumbnail")
+    live = PhotoJob.objects.get(photo=photo, kind="thumbnail")
 
-    again = job_enqueue(photo=photo, kind=JobKind.THUMBNAIL)
+    again = job_enqueue(photo=photo, kind=JobKind.THUMBNAIL, task=tasks.photo_thumbnail_task)
 
     assert again.pk == live.pk
-    assert Job.objects.filter(photo=photo, kind=JobKind.THUMBNAIL).count() == 1
+    assert PhotoJob.objects.filter(photo=photo, kind=JobKind.THUMBNAIL).count() == 1
 
 
 def test_transient_error_requeues_the_job_and_retries(photo, monkeypatch):
-    job = Job.objects.get(photo=photo, kind="thumbnail")
+    job = PhotoJob.objects.get(photo=photo, kind="thumbnail")
 
     def blink(**kwargs):
         raise OperationalError("server closed the connection unexpectedly")
@@ -90,25 +93,25 @@ def test_transient_error_requeues_the_job_and_retries(photo, monkeypatch):
 
 
 def test_transient_error_after_the_last_retry_fails_the_job(photo, monkeypatch):
-    job = Job.objects.get(photo=photo, kind="thumbnail")
+    job = PhotoJob.objects.get(photo=photo, kind="thumbnail")
     monkeypatch.setattr(tasks, "photo_thumbnail_make", lambda **kw: (_ for _ in ()).throw(OperationalError("down")))
 
-    tasks.photo_thumbnail_task.apply(args=[job.pk], retries=tasks.MAX_RETRIES)
+    tasks.photo_thumbnail_task.apply(args=[job.pk], retries=jobs.MAX_RETRIES)
 
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
-    assert job.error == tasks.USER_ERROR
+    assert job.error == jobs.USER_ERROR
 
 
 def test_terminal_error_fails_at_once_with_the_reason(photo, monkeypatch):
-    job = Job.objects.get(photo=photo, kind="thumbnail")
+    job = PhotoJob.objects.get(photo=photo, kind="thumbnail")
     photo.working.storage.delete(photo.working.name)  # the working copy vanished: not transient
 
     tasks.photo_thumbnail_task.apply(args=[job.pk])
 
     job.refresh_from_db()
     assert (job.status, job.attempts) == (JobStatus.FAILED, 1)
-    assert job.error == tasks.USER_ERROR
+    assert job.error == jobs.USER_ERROR
 
 
 def test_tasks_are_routed_to_their_queue():

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from generation.models import Asset, GenerationJob
+from studio.models import Asset, GenerationJob
 from tests.studio.conftest import merchant_uploads_a_product_photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from catalog.models import ProductPhoto
-from generation.models import Cutout, CutoutSource
+from studio.models import Cutout, CutoutSource
 from tests.conftest import wait_for
 from tests.studio.conftest import merchant_uploads_a_product_photo
 

@@ -2,7 +2,7 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from catalog.services import photo_upload
+from studio.services import photo_add
 from tests.factories import ProductFactory
 from tests.images import image_bytes
 
@@ -26,7 +26,7 @@ def test_pages_require_sign_in(client, url):
 def test_products_page_shows_each_product_with_its_cover(signed_in, workspace, django_capture_on_commit_callbacks):
     product = ProductFactory(workspace=workspace, title="Amber bottle", sku="AB-1")
     with django_capture_on_commit_callbacks(execute=True):
-        photo = photo_upload(workspace=workspace, file=SimpleUploadedFile("a.jpg", image_bytes("JPEG")), product=product).photo
+        photo = photo_add(workspace=workspace, file=SimpleUploadedFile("a.jpg", image_bytes("JPEG")), product=product).photo
     ProductFactory(workspace=workspace, title="Bare mug")
 
     html = signed_in.get("/products/").content.decode()
@@ -48,8 +48,8 @@ def test_products_page_search_narrows_the_catalog(signed_in, workspace):
 
 def test_photo_grid_filters_by_product(signed_in, workspace):
     product = ProductFactory(workspace=workspace)
-    photo_upload(workspace=workspace, file=SimpleUploadedFile("in.jpg", image_bytes("JPEG", seed=1)), product=product)
-    photo_upload(workspace=workspace, file=SimpleUploadedFile("out.jpg", image_bytes("JPEG", seed=2)))
+    photo_add(workspace=workspace, file=SimpleUploadedFile("in.jpg", image_bytes("JPEG", seed=1)), product=product)
+    photo_add(workspace=workspace, file=SimpleUploadedFile("out.jpg", image_bytes("JPEG", seed=2)))
 
     html = signed_in.get(f"/products/photos/?product={product.pk}").content.decode()
 
@@ -59,7 +59,7 @@ def test_photo_grid_filters_by_product(signed_in, workspace):
 
 
 def test_another_workspaces_photo_page_is_not_found(signed_in, other_membership):
-    foreign = photo_upload(workspace=other_membership.workspace, file=SimpleUploadedFile("x.jpg", image_bytes("JPEG"))).photo
+    foreign = photo_add(workspace=other_membership.workspace, file=SimpleUploadedFile("x.jpg", image_bytes("JPEG"))).photo
 
     assert signed_in.get(f"/photos/{foreign.pk}/").status_code == 404
     assert signed_in.get(f"/api/v1/photos/{foreign.pk}/file/original/").status_code == 404

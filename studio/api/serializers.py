@@ -1,7 +1,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from generation.models import Asset, Cutout, GenerationJob
+from studio.models import Asset, Cutout, GenerationJob
 
 
 class CutoutSerializer(serializers.ModelSerializer):

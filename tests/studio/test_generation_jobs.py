@@ -8,13 +8,13 @@ from PIL import Image
 
 from brand.models import BrandKit, ScenePreset
 from catalog.models import JobStatus
-from catalog.services import photo_upload
+from studio.services import photo_add
 from generation import registry
 from generation.lock import ProductLayer, verify_lock
-from generation.models import Asset, GenerationJob
+from studio.models import Asset, GenerationJob
 from generation.provenance import DIGITAL_SOURCE_TYPE, read_xmp
-from generation.selectors import cutout_result
-from generation.services import generation_job_cancel, generation_job_create
+from studio.selectors import cutout_result
+from studio.services import generation_job_cancel, generation_job_create
 from tests.images import product_on_white
 
 pytestmark = pytest.mark.django_db
@@ -142,7 +142,7 @@ def test_a_queued_job_is_cancelled_at_once(photo, user):
 
 
 def test_a_running_job_stops_at_its_next_step(photo, user, django_capture_on_commit_callbacks):
-    from generation.tasks import generate_scenes_task
+    from studio.tasks import generate_scenes_task
 
     job = generation_job_create(photo=photo, user=user, variants=2, seed=1)
     GenerationJob.objects.filter(pk=job.pk).update(cancel_requested=True)  # as if a user clicked while it ran
@@ -155,10 +155,10 @@ def test_a_running_job_stops_at_its_next_step(photo, user, django_capture_on_com
 
 
 def test_a_job_waits_for_the_photos_cutout(workspace, user, django_capture_on_commit_callbacks):
-    from catalog.services import JobWaiting
-    from generation.services import generation_run
+    from catalog.jobs import JobWaiting
+    from studio.work import generation_run
 
-    photo = photo_upload(workspace=workspace, file=SimpleUploadedFile("late.png", product_on_white(size=(W, H), seed=9))).photo
+    photo = photo_add(workspace=workspace, file=SimpleUploadedFile("late.png", product_on_white(size=(W, H), seed=9))).photo
     job = generation_job_create(photo=photo, user=user, variants=1, seed=1)
 
     with pytest.raises(JobWaiting):

@@ -8,11 +8,12 @@ from rest_framework.response import Response
 
 from catalog import selectors as catalog_selectors
 from catalog.api.serializers import JobSerializer
+from catalog.api.views import PhotoViewSet as CatalogPhotoViewSet
 from catalog.api.views import WorkspaceScoped, stored_file_response
-from catalog.uploads import UploadRejected
-from generation import selectors, services
+from generation.decoding import UploadRejected, decode_mask_png
+from studio import selectors, services, work
 from brand import selectors as brand_selectors
-from generation.models import Asset, Cutout, GenerationJob
+from studio.models import Asset, Cutout, GenerationJob
 
 from .serializers import (
     AssetSerializer,
@@ -25,6 +26,12 @@ from .serializers import (
 )
 
 MAX_MASK_BYTES = 20 * 1024 * 1024
+
+
+class PhotoViewSet(CatalogPhotoViewSet):
+    """The catalog's photos; an upload also queues the photo's cutout."""
+
+    photo_upload = staticmethod(services.photo_add)
 
 
 class CutoutViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -62,8 +69,8 @@ class CutoutViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.RetrieveModel
         upload = data.validated_data["mask"]
         if upload.size > MAX_MASK_BYTES:
             raise UploadRejected("The mask file is larger than 20 MB.", "invalid_mask")
-        mask = services.mask_from_png(data=upload.read(), size=(photo.width, photo.height))
-        cutout = services.cutout_revise(base=base, mask=mask, user=request.user)
+        mask = decode_mask_png(data=upload.read(), size=(photo.width, photo.height))
+        cutout = work.cutout_revise(base=base, mask=mask, user=request.user)  # moves to a cpu job
         return Response(self.get_serializer(cutout).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=CutoutResetSerializer, responses={201: CutoutSerializer})

@@ -1,19 +1,23 @@
-"""Thin Celery entry points of the generation app."""
+"""Thin Celery entry points of the studio: take ids, re-fetch, guard, call the work."""
 from __future__ import annotations
 
 from celery import Task, shared_task
 from django.conf import settings
 
-from catalog.tasks import run_job
+from catalog.jobs import run_job
+from catalog.models import PhotoJob
 
 from .models import GenerationJob
-from .services import cutout_make, generation_run
+from .work import cutout_make, generation_run
 
 
 @shared_task(bind=True, acks_late=True)
 def cutout_photo_task(self: Task, job_id: int) -> None:
     """Cut the product out of a photo (cpu queue)."""
-    run_job(self, job_id, lambda job, progress: cutout_make(photo=job.photo, segmenter=job.params["segmenter"], progress=progress))
+    run_job(
+        self, job_id, lambda job, progress: cutout_make(photo=job.photo, segmenter=job.params["segmenter"], progress=progress),
+        model=PhotoJob,
+    )
 
 
 @shared_task(

@@ -1,7 +1,8 @@
-"""Upload validation: the rules every photo passes before anything is stored.
+"""Decoding rules for images that come from outside: the rules every photo passes before
+anything is stored (content allowlist, caps, full decode, EXIF upright), and touch-up masks.
 
-Pure functions over a file object; the upload service (catalog.services.photo_upload) is the
-only caller, for the page and the API alike."""
+Plain functions over bytes and file objects: the upload service
+(`catalog.services.photo_upload`), the touch-up job and `stage` all decode through them."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Allowlisted by content: the first bytes decide, never the name or the Content-Type.
@@ -163,3 +165,22 @@ def _working_copy(image: Image.Image, max_side: int) -> Image.Image:
     if max(converted.size) > max_side:
         converted.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return converted
+
+
+def decode_mask_png(*, data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """Decode an uploaded mask (PNG, white = product) of exactly `size`, or raise UploadRejected."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=["PNG"])
+        image.load()
+    except Exception:
+        raise UploadRejected("The mask must be a PNG image (white = product, black = background).", "invalid_mask") from None
+    if image.size != size:
+        raise UploadRejected(
+            f"The mask is {image.width}×{image.height} px; it must match the photo's {size[0]}×{size[1]} px.", "invalid_mask"
+        )
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        # Transparent = not product, whatever colour the transparent pixels carry.
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(black, rgba)
+    return np.asarray(image.convert("L")) >= 128

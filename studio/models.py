@@ -1,13 +1,15 @@
-"""Tables of the generation app: cutouts (per photo, in revisions).
+"""Tables of the work on photos: cutouts (per photo, in revisions), generation jobs and the
+assets they deliver.
 
-The imaging library next to this file never imports it; tasks and services adapt between
-these rows and the library's plain values."""
+The engine (`generation`) never sees these rows; tasks and services adapt between them and
+the engine's plain values."""
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 
-from catalog.models import JobStatus, ProductPhoto, Workspace
+from catalog.jobs import JobRow
+from catalog.models import ProductPhoto, Workspace
 
 
 class CutoutSource(models.TextChoices):
@@ -50,7 +52,7 @@ class Cutout(models.Model):
         return f"cutout r{self.revision} of photo {self.photo_id}"
 
 
-class GenerationJob(models.Model):
+class GenerationJob(JobRow):
     """One request for scenes: variants × channels of one photo, from a fixed plan.
 
     `plan` is resolved when the job is created (prompts, model, preset and brand-kit
@@ -68,27 +70,13 @@ class GenerationJob(models.Model):
     seed = models.BigIntegerField()
     channels = models.JSONField(default=list)
     plan = models.JSONField(default=dict)
-    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    progress = models.PositiveSmallIntegerField(default=0)
-    message = models.CharField(max_length=200, blank=True, help_text="what the job is doing now, for the progress bar")
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    cancel_requested = models.BooleanField(default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-pk"]
+    class Meta(JobRow.Meta):
         constraints = [
             models.CheckConstraint(condition=models.Q(variants__gte=1) & models.Q(variants__lte=8), name="genjob_variants_range"),
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="genjob_progress_at_most_100"),
         ]
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)
 
     def __str__(self) -> str:
         return f"generation job {self.pk} ({self.status})"

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from catalog.uploads import UploadRejected
+from generation.decoding import UploadRejected
 from generation.pipelines.base import GenerationCancelled
 from generation.registry import MODELS
 from generation.segmentation import SegmentationError, get_segmenter

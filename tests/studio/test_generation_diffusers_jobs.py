@@ -8,9 +8,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from brand.services import preset_create, workspace_defaults_ensure
-from catalog.services import photo_upload
+from studio.services import photo_add
 from generation import pipelines, registry, render
-from generation.models import Asset, GenerationJob
+from studio.models import Asset, GenerationJob
 from tests.generation.pipeline_fixtures import save_lora, save_sd_inpaint
 from tests.images import product_on_white
 
@@ -44,7 +44,7 @@ def tiny_world(model_root, monkeypatch):
 @pytest.fixture
 def setup(workspace, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        photo = photo_upload(workspace=workspace, file=SimpleUploadedFile("box.png", product_on_white(size=(96, 72)))).photo
+        photo = photo_add(workspace=workspace, file=SimpleUploadedFile("box.png", product_on_white(size=(96, 72)))).photo
     workspace_defaults_ensure(workspace=workspace)
     preset = preset_create(workspace=workspace, name="Tiny SD", model="sd-inpaint", prompt="a kitchen counter", scheduler="euler", steps=2, guidance=5.0)
     return photo, preset
@@ -107,7 +107,7 @@ def test_bundled_model_skips_lora_and_says_so(api, setup, django_capture_on_comm
     kit = BrandKit.objects.get(workspace=workspace, is_default=True)
     lora_add(kit=kit, name="house-look", data=(model_root / "lora" / "pytorch_lora_weights.safetensors").read_bytes())
 
-    from generation.services import generation_job_create
+    from studio.services import generation_job_create
 
     job = generation_job_create(photo=photo, user=None, variants=1, seed=1)
 

@@ -79,7 +79,7 @@ def test_stage_reports_a_bad_file_and_still_stages_the_others(photos, tmp_path):
     [
         (["--size", "big"], "--size takes WIDTHxHEIGHT"),
         (["--variants", "0"], "--variants must be between 1 and 16"),
-        (["--segmenter", "magic"], "unknown segmenter 'magic'"),
+        (["--segmenter", "magic"], "Unknown segmenter 'magic'"),
         (["--model", "dall-e"], "unknown scene model 'dall-e'"),
         (["--model", "sdxl-inpaint"], "model 'sdxl-inpaint' expects its files in .*models pull sdxl-inpaint"),
     ],

@@ -6,10 +6,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from catalog.models import Job, JobKind, JobStatus
-from generation.models import Cutout, CutoutSource
-from generation.selectors import cutout_result, photo_rgb
-from generation.services import cutout_reset, cutout_revise
+from catalog.models import PhotoJob, JobKind, JobStatus
+from studio.models import Cutout, CutoutSource
+from studio.selectors import cutout_result, photo_rgb
+from studio.services import cutout_reset
+from studio.work import cutout_revise
 from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +35,7 @@ def test_upload_makes_an_automatic_cutout_whose_lock_region_is_the_photos_pixels
     image = photo_rgb(photo)
 
     assert (cutout.revision, cutout.source, cutout.backend) == (1, CutoutSource.AUTOMATIC, "studio")
-    assert Job.objects.get(photo=photo, kind=JobKind.CUTOUT).status == JobStatus.SUCCEEDED
+    assert PhotoJob.objects.get(photo=photo, kind=JobKind.CUTOUT).status == JobStatus.SUCCEEDED
     assert cutout.locked_pixels == int(result.mask.sum())
     assert np.array_equal(result.foreground[result.mask], image[result.mask])
     # The box spans x 80..160, y 45..135 in the photo: the lock region sits inside it.
@@ -145,7 +146,7 @@ def test_missing_rembg_weights_fail_the_job_with_the_command_to_fix_it(api, phot
     with django_capture_on_commit_callbacks(execute=True):
         job_id = api.post(f"/api/v1/photos/{photo.pk}/segment/", {"segmenter": "rembg:u2net"}, format="json").json()["id"]
 
-    job = Job.objects.get(pk=job_id)
+    job = PhotoJob.objects.get(pk=job_id)
     assert job.status == JobStatus.FAILED
     assert "python manage.py models pull u2net" in job.error
     assert Cutout.objects.filter(photo=photo).count() == 1

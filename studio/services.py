@@ -1,0 +1,185 @@
+"""Every write a request makes on the work on photos: cutouts (request, reset), generation
+jobs (plan, queue, cancel, replay). What a worker then does is in `studio.work`."""
+from __future__ import annotations
+
+import logging
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import File
+from django.db import transaction
+
+from brand.models import BrandKit, ScenePreset
+from brand.services import brand_kit_snapshot, palette_rgb, preset_snapshot, workspace_defaults_ensure
+from catalog.jobs import ACTIVE_JOB_STATUSES, job_cancel
+from catalog.models import JobKind, PhotoJob, Product, ProductPhoto, User, Workspace
+from catalog.services import PhotoUploadResult, job_enqueue, photo_upload
+from generation.compose import AS_PHOTO
+from generation.decoding import UploadRejected
+from generation.preflight import CHANNELS
+from generation.prompts import BannedTerm, build_prompts
+from generation.registry import get_model
+from generation.render import channel_spec
+from generation.segmentation import check_segmenter_name
+
+from .models import Asset, Cutout, CutoutSource, GenerationJob
+from .tasks import cutout_photo_task, generate_scenes_task
+from .work import cutout_files_save
+
+logger = logging.getLogger(__name__)
+
+
+# Photos ------------------------------------------------------------------------------------
+
+
+def photo_add(*, workspace: Workspace, file: File, uploaded_by: User | None = None, product: Product | None = None) -> PhotoUploadResult:
+    """Upload one photo under the catalog's rules and queue its cutout in the same
+    transaction. The one path for the page, the API and storefront imports."""
+    return photo_upload(
+        workspace=workspace, file=file, uploaded_by=uploaded_by, product=product, then=lambda photo: cutout_request(photo=photo)
+    )
+
+
+# Cutouts -----------------------------------------------------------------------------------
+
+
+def cutout_request(*, photo: ProductPhoto, segmenter: str | None = None) -> PhotoJob:
+    """Queue an automatic cutout of `photo` (on the cpu queue) with the named segmenter."""
+    name = segmenter or settings.VITRINE_SEGMENTER
+    try:
+        check_segmenter_name(name)
+    except ValueError as exc:
+        raise UploadRejected(str(exc), "unknown_segmenter") from None
+    return job_enqueue(photo=photo, kind=JobKind.CUTOUT, task=cutout_photo_task, params={"segmenter": name})
+
+
+def cutout_reset(*, photo: ProductPhoto, user: User | None) -> Cutout:
+    """A new revision equal to the newest automatic cutout (touch-ups undone, history kept).
+    The files are copied byte for byte: nothing is decoded in the request."""
+    automatic = photo.cutouts.filter(source=CutoutSource.AUTOMATIC).order_by("-revision").first()
+    if automatic is None:
+        raise UploadRejected("This photo has no automatic cutout yet; wait for it to finish.", "no_cutout")
+    with automatic.cutout.open("rb") as fh:
+        cutout_png = fh.read()
+    with automatic.mask.open("rb") as fh:
+        mask_png = fh.read()
+    fields = {
+        name: getattr(automatic, name)
+        for name in ("backend", "backend_version", "mask_sha256", "bbox", "locked_pixels", "coverage", "edge_confidence", "confident", "notes")
+    }
+    return cutout_files_save(
+        photo=photo, cutout_png=cutout_png, mask_png=mask_png, source=CutoutSource.RESET, parent=automatic, user=user, **fields
+    )
+
+
+# Generation jobs -------------------------------------------------------------------------
+
+MAX_VARIANTS = 8
+
+
+def _valid_channels(channels: list[str]) -> list[str]:
+    unknown = []
+    for name in channels:
+        try:
+            channel_spec(name)
+        except KeyError:
+            unknown.append(name)
+    if unknown or not channels:
+        known = ", ".join([AS_PHOTO.name, *CHANNELS, "or WIDTHxHEIGHT"])
+        raise ValidationError({"channels": f"Choose one or more of: {known}." + (f" Unknown: {', '.join(unknown)}." if unknown else "")})
+    return list(dict.fromkeys(channels))
+
+
+def generation_plan(*, preset: ScenePreset, brand_kit: BrandKit, prompt: str, seed: int, variants: int, channels: list[str]) -> dict:
+    """Everything the task needs, resolved now: a later edit of the preset or brand kit does not
+    change a queued job, and a recipe can replay it."""
+    spec = get_model(preset.model)
+    preset_data, kit_data = preset_snapshot(preset), brand_kit_snapshot(brand_kit)
+    try:
+        full_prompt, negative = build_prompts(preset=preset_data, brand_kit=kit_data, user_prompt=prompt, banned_terms=brand_kit.banned_terms)
+    except BannedTerm as exc:
+        raise ValidationError({"prompt": str(exc)}) from None
+    return {
+        "model": spec.name,
+        "backend": spec.backend,
+        "prompt": full_prompt,
+        "negative_prompt": negative,
+        "user_prompt": prompt,
+        "seeds": [seed + i for i in range(variants)],
+        "channels": channels,
+        "steps": preset.steps,
+        "guidance": preset.guidance,
+        "strength": preset.strength,
+        "scheduler": preset.scheduler,
+        "style": preset.style or None,
+        "palette": [list(rgb) for rgb in palette_rgb(brand_kit.palette)],
+        # The bundled model has no attention layers to adapt: a brand kit's LoRAs apply to the
+        # diffusion backends only, and the plan says so rather than pretending.
+        "loras": kit_data["loras"] if spec.backend != "backdrop" else [],
+        "loras_skipped": [lora["name"] for lora in kit_data["loras"]] if spec.backend == "backdrop" else [],
+        "preset": preset_data,
+        "brand_kit": kit_data,
+    }
+
+
+def generation_job_create(
+    *,
+    photo: ProductPhoto,
+    user: User | None,
+    variants: int = 4,
+    seed: int | None = None,
+    preset: ScenePreset | None = None,
+    brand_kit: BrandKit | None = None,
+    prompt: str = "",
+    channels: list[str] | None = None,
+) -> GenerationJob:
+    """Queue scenes for a photo. What is not given comes from the workspace's default brand kit
+    and preset; the job waits for the photo's cutout if it is still being made."""
+    if not 1 <= variants <= MAX_VARIANTS:
+        raise ValidationError({"variants": f"Ask for 1 to {MAX_VARIANTS} variants."})
+    workspace = photo.workspace
+    workspace_defaults_ensure(workspace=workspace)
+    brand_kit = brand_kit or BrandKit.objects.filter(workspace=workspace, is_default=True).first() or BrandKit.objects.filter(workspace=workspace).first()
+    preset = preset or ScenePreset.objects.filter(workspace=workspace, is_default=True).first() or ScenePreset.objects.filter(workspace=workspace).first()
+    for row, label in ((brand_kit, "brand kit"), (preset, "scene preset")):
+        if row is None or row.workspace_id != workspace.pk:
+            raise ValidationError({label.replace(" ", "_"): f"That {label} does not exist in this workspace."})
+    channels = _valid_channels(channels or brand_kit.default_channels or ["square-2048"])
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    if not 0 <= seed < 2**31:
+        raise ValidationError({"seed": "The seed must be between 0 and 2147483647."})
+    plan = generation_plan(preset=preset, brand_kit=brand_kit, prompt=prompt, seed=seed, variants=variants, channels=channels)
+    return _generation_job_enqueue(photo=photo, user=user, plan=plan, preset=preset, brand_kit=brand_kit, prompt=prompt, cutout=None)
+
+
+def _generation_job_enqueue(*, photo, user, plan, preset, brand_kit, prompt, cutout) -> GenerationJob:
+    with transaction.atomic():
+        if cutout is None and not photo.cutouts.exists() and not photo.jobs.filter(kind=JobKind.CUTOUT, status__in=ACTIVE_JOB_STATUSES).exists():
+            cutout_request(photo=photo)  # the last one failed or never ran: try again, the job waits
+        job = GenerationJob.objects.create(
+            workspace_id=photo.workspace_id, photo=photo, cutout=cutout, brand_kit=brand_kit, preset=preset,
+            prompt=prompt, variants=len(plan.get("keep_variants") or plan["seeds"]), seed=plan["seeds"][0],
+            channels=plan["channels"], plan=plan,
+            created_by=user,
+        )
+        transaction.on_commit(lambda: generate_scenes_task.delay(job.pk))
+    logger.info("generation.job.queued", extra={"job_id": job.pk, "photo_id": photo.pk, "model": plan["model"]})
+    return job
+
+
+def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
+    """A queued job is cancelled at once; a running one stops at its next step."""
+    return job_cancel(job=job)
+
+
+def asset_regenerate(*, asset: Asset, user: User | None) -> GenerationJob:
+    """A new job that replays the asset's recipe: same cutout revision, model, prompts,
+    settings, seed and channel. On the same hardware and versions: the same pixels."""
+    plan = {**asset.recipe["plan"], "channels": [asset.channel], "keep_variants": [asset.variant]}
+    return _generation_job_enqueue(
+        photo=asset.photo, user=user, plan=plan, preset=asset.job.preset, brand_kit=asset.job.brand_kit,
+        prompt=plan.get("user_prompt", ""), cutout=asset.cutout,
+    )
+
+

@@ -1,0 +1,272 @@
+"""What a worker does for one job of the studio (called by `studio.tasks`): load the rows'
+files as plain values, call the engine, store what it returns."""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import io
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.db import transaction
+from django.db.models import Max
+from PIL import Image
+
+from catalog.files import delete_files, photo_dir
+from generation.decoding import UploadRejected
+from catalog.jobs import JobCancelled, JobFailed, JobWaiting, job_cancel_requested, job_progress
+from catalog.jobs import JobStatus
+from catalog.models import JobKind, ProductPhoto, User
+from generation.imaging import bbox_of_mask
+from generation.lock import ProductLayer
+from generation.pipelines.base import GenerationCancelled, OutOfMemory
+from generation.registry import load_scene_backend
+from generation.render import LoraRef, RenderedAsset, RenderPlan, render
+from generation.segmentation import SegmentationError, SegmentationResult, cutout_rgba, get_segmenter, lock_mask_image
+
+from .models import Asset, Cutout, CutoutSource, GenerationJob
+from .selectors import cutout_current, cutout_result, photo_rgb
+
+logger = logging.getLogger(__name__)
+
+try:
+    VITRINE_VERSION = importlib.metadata.version("vitrine")
+except importlib.metadata.PackageNotFoundError:  # running from a checkout that was not installed
+    VITRINE_VERSION = "0+unknown"
+
+# Soft matte pixels this close to an erased area go with it, so erasing a wrongly included
+# region (a cast shadow, a prop) leaves no faint outline behind.
+ERASE_EDGE_PX = 4
+PROGRESS_EVERY_S = 0.5  # the step callback writes the job row at most this often
+
+
+# Cutouts -----------------------------------------------------------------------------------
+
+
+def cutout_make(*, photo: ProductPhoto, segmenter: str, progress: Callable[[int], None]) -> Cutout:
+    """Segment the photo's working copy and store the result as its next revision."""
+    image = photo_rgb(photo)
+    progress(10)
+    try:
+        backend = get_segmenter(segmenter, model_dir=settings.VITRINE_REMBG_HOME)
+        result = backend.segment(image)
+    except (SegmentationError, ValueError) as exc:
+        raise JobFailed(f"The cutout could not be made: {exc}") from exc
+    progress(80)
+    cutout = _cutout_store(photo=photo, result=result, source=CutoutSource.AUTOMATIC)
+    logger.info(
+        "generation.cutout.made",
+        extra={"photo_id": photo.pk, "revision": cutout.revision, "backend": result.backend, "confident": result.confident},
+    )
+    return cutout
+
+
+def cutout_revise(*, base: Cutout, mask: np.ndarray, user: User | None) -> Cutout:
+    """A touch-up: `mask` (bool, photo-sized) is the new lock region.
+
+    Pixels added to the lock region become solid product with the photo's own colours;
+    pixels removed become background, with soft matte pixels right beside them; the rest of
+    the soft edge is kept from `base`."""
+    previous = cutout_result(base)
+    image = photo_rgb(base.photo)
+    if mask.shape != previous.mask.shape:
+        raise UploadRejected("The mask must have the photo's size.", "invalid_mask")
+    added = mask & ~previous.mask
+    removed = previous.mask & ~mask
+
+    alpha = previous.alpha.copy()
+    alpha[mask] = 1.0
+    alpha[removed] = 0.0
+    if removed.any():
+        near_erased = cv2.dilate(removed.astype(np.uint8), np.ones((2 * ERASE_EDGE_PX + 1,) * 2, np.uint8)).astype(bool)
+        alpha[near_erased & ~mask] = 0.0
+    foreground = np.where(mask[:, :, None], image, previous.foreground).astype(np.uint8)
+    result = SegmentationResult(
+        alpha=alpha,
+        mask=mask.copy(),
+        foreground=foreground,
+        bbox=bbox_of_mask(alpha > 0),
+        coverage=float(alpha.mean(dtype=np.float64)),
+        edge_confidence=previous.edge_confidence,
+        confident=True,  # a person has looked at it and decided
+        backend=previous.backend,
+        version=previous.version,
+        notes=("touched-up",),
+    )
+    cutout = _cutout_store(photo=base.photo, result=result, source=CutoutSource.TOUCH_UP, parent=base, user=user)
+    logger.info(
+        "generation.cutout.revised",
+        extra={"photo_id": base.photo_id, "revision": cutout.revision, "added": int(added.sum()), "removed": int(removed.sum())},
+    )
+    return cutout
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()
+
+
+def _cutout_store(
+    *, photo: ProductPhoto, result: SegmentationResult, source: str, parent: Cutout | None = None, user: User | None = None
+) -> Cutout:
+    return cutout_files_save(
+        photo=photo,
+        cutout_png=_png(cutout_rgba(result)),
+        mask_png=_png(lock_mask_image(result)),
+        source=source,
+        parent=parent,
+        user=user,
+        backend=result.backend,
+        backend_version=result.version,
+        mask_sha256=hashlib.sha256(result.mask.tobytes()).hexdigest(),
+        bbox=list(result.bbox) if result.bbox else None,
+        locked_pixels=int(result.mask.sum()),
+        coverage=round(result.coverage, 6),
+        edge_confidence=round(result.edge_confidence, 6),
+        confident=result.confident,
+        notes=list(result.notes),
+    )
+
+
+def cutout_files_save(
+    *, photo: ProductPhoto, cutout_png: bytes, mask_png: bytes, source: str, parent: Cutout | None, user: User | None, **fields
+) -> Cutout:
+    """Store a cutout's two files and its row as the photo's next revision; on any failure
+    neither the row nor the files remain."""
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            # Serialise revisions of one photo: the row lock makes "max + 1" safe.
+            ProductPhoto.objects.select_for_update().filter(pk=photo.pk).first()
+            revision = (photo.cutouts.aggregate(top=Max("revision"))["top"] or 0) + 1
+            directory = f"{photo_dir(workspace_id=photo.workspace_id, sha256=photo.original_sha256)}/cutouts/r{revision}"
+            stored.append(default_storage.save(f"{directory}/cutout.png", ContentFile(cutout_png)))
+            stored.append(default_storage.save(f"{directory}/mask.png", ContentFile(mask_png)))
+            return Cutout.objects.create(
+                workspace_id=photo.workspace_id, photo=photo, revision=revision, source=source, parent=parent,
+                cutout=stored[0], mask=stored[1], created_by=user, **fields,
+            )
+    except BaseException:
+        delete_files(stored)
+        raise
+
+
+# Generation --------------------------------------------------------------------------------
+
+
+def _job_cutout(job: GenerationJob) -> Cutout:
+    if job.cutout_id:
+        return job.cutout
+    cutout = cutout_current(photo=job.photo)
+    if cutout is None:
+        latest = job.photo.jobs.filter(kind=JobKind.CUTOUT).order_by("-created_at").first()
+        if latest is not None and latest.status == JobStatus.FAILED:
+            raise JobFailed(f"The photo's cutout failed, so there is no product to place: {latest.error}")
+        raise JobWaiting("The photo's cutout did not finish in time. Try again in a few minutes.")
+    GenerationJob.objects.filter(pk=job.pk).update(cutout=cutout)
+    job.cutout = cutout
+    return cutout
+
+
+def _local_path(name: str, sha256: str) -> str:
+    """A local file path for a stored file a model library must open by path (LoRA weights)."""
+    if isinstance(default_storage, FileSystemStorage):
+        return default_storage.path(name)
+    cache = Path(settings.VAR_DIR) / "cache" / "files"
+    target = cache / f"{sha256}{Path(name).suffix}"
+    if not target.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with default_storage.open(name, "rb") as src, tempfile.NamedTemporaryFile(dir=cache, delete=False) as tmp:
+            shutil.copyfileobj(src, tmp)
+        os.replace(tmp.name, target)
+    return str(target)
+
+
+def render_plan(plan: dict) -> RenderPlan:
+    return RenderPlan(
+        model=plan["model"], backend=plan["backend"], prompt=plan["prompt"], negative_prompt=plan["negative_prompt"],
+        seeds=tuple(plan["seeds"]), channels=tuple(plan["channels"]), steps=plan["steps"], guidance=plan["guidance"],
+        strength=plan["strength"], scheduler=plan["scheduler"], style=plan.get("style"),
+        palette=tuple(tuple(c) for c in plan.get("palette", [])),
+        loras=tuple(LoraRef(name=l["name"], path=_local_path(l["file"], l["sha256"]), weight=l["weight"], sha256=l["sha256"]) for l in plan.get("loras", [])),
+        software=f"Vitrine {VITRINE_VERSION}",
+        keep_variants=tuple(plan["keep_variants"]) if plan.get("keep_variants") is not None else None,
+    )
+
+
+def generation_run(*, job: GenerationJob, progress: Callable[[int], None]) -> list[Asset]:
+    """Make, lock, check and store every asset of a job (called by the gpu task)."""
+    cutout = _job_cutout(job)
+    result = cutout_result(cutout)
+    layer = ProductLayer.from_segmentation(result)
+    plan = render_plan(job.plan)
+    try:
+        backend = load_scene_backend(plan.model)
+    except FileNotFoundError as exc:
+        raise JobFailed(f"The scene model '{plan.model}' is not installed on this worker: {exc}") from exc
+    described = backend.describe()
+
+    last = {"at": 0.0}
+
+    def report(fraction: float, message: str) -> bool:
+        now = time.monotonic()
+        if now - last["at"] < PROGRESS_EVERY_S and fraction < 1.0:
+            return False
+        last["at"] = now
+        job_progress(job=job, progress=int(5 + fraction * 90), message=message)
+        return job_cancel_requested(job=job)
+
+    def on_retry(reason: str) -> None:
+        GenerationJob.objects.filter(pk=job.pk).update(message="Out of GPU memory: retrying with smaller batches")
+        logger.warning("generation.job.oom_retry", extra={"job_id": job.pk, "reason": reason})
+
+    assets: list[Asset] = []
+    try:
+        for rendered in render(plan=plan, layer=layer, bbox=result.bbox, backend=backend, progress=report, on_retry=on_retry):
+            assets.append(_asset_store(job=job, cutout=cutout, rendered=rendered, described=described))
+    except GenerationCancelled as exc:
+        raise JobCancelled(str(exc)) from exc
+    except OutOfMemory as exc:
+        raise JobFailed("The GPU ran out of memory even with smaller batches. Ask for fewer variants or a smaller model.") from exc
+    job_progress(job=job, progress=100, message=f"{len(assets)} image(s) ready")
+    return assets
+
+
+def _asset_store(*, job: GenerationJob, cutout: Cutout, rendered: RenderedAsset, described: dict) -> Asset:
+    name = f"assets/{job.workspace_id}/{job.pk}/{rendered.channel}-{rendered.variant}-{rendered.sha256[:12]}.png"
+    recipe = {
+        "plan": job.plan,
+        "seed": rendered.seed,
+        "channel": rendered.channel,
+        "transform": rendered.transform.to_dict(),
+        "native_size": list(rendered.native_size) if rendered.native_size else None,
+        "cutout": {"id": cutout.pk, "revision": cutout.revision, "mask_sha256": cutout.mask_sha256},
+        "backend": described,
+        "vitrine_version": VITRINE_VERSION,
+    }
+    existing = Asset.objects.filter(job=job, channel=rendered.channel, variant=rendered.variant).first()
+    if existing is not None:  # a retried task made this one already
+        return existing
+    stored = [default_storage.save(name, ContentFile(rendered.png))]
+    try:
+        stored.append(default_storage.save(name.removesuffix(".png") + "-preview.webp", ContentFile(rendered.preview)))
+        return Asset.objects.create(
+            workspace_id=job.workspace_id, job=job, photo_id=job.photo_id, cutout=cutout, variant=rendered.variant,
+            seed=rendered.seed, channel=rendered.channel, file=stored[0], preview=stored[1], sha256=rendered.sha256, width=rendered.width,
+            height=rendered.height, lock_certificate=rendered.certificate.to_dict(), preflight=rendered.preflight,
+            preflight_passed=rendered.preflight_passed, recipe=recipe,
+        )
+    except BaseException:
+        delete_files(stored)
+        raise
