@@ -18,10 +18,11 @@ $(VENV)/.deps-run: pyproject.toml | $(PY)
 
 $(VENV)/.deps-test: pyproject.toml | $(PY)
 	$(PY) -m pip install $(PIP_QUIET) -e '.[ml,dev]' 2>&1 | grep -v '^WARNING: Location' || true
-	$(PY) -c "import django, celery, torch, diffusers, pytest, playwright"
+	$(PY) -c "import django, celery, torch, diffusers, pytest, playwright, importlinter"
 	touch $@
 
 migrate: $(VENV)/.deps-run
+	@$(PY) manage.py schema_check
 	$(PY) manage.py migrate --noinput
 
 run: migrate
@@ -36,7 +37,9 @@ run: migrate
 worker: $(VENV)/.deps-run
 	$(PY) -m celery -A config worker -Q cpu,gpu,io --loglevel INFO
 
+# The layers of the house first (import-linter contracts in pyproject.toml), then the suite.
 test: $(VENV)/.deps-test
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -72,3 +72,21 @@ def test_account_without_workspace_is_told_what_to_do(client, django_user_model)
 
     assert response.status_code == 403
     assert b"Ask an owner to invite you." in response.content
+
+
+def test_compose_page_of_a_new_workspace_writes_nothing_until_asked(signed_in, workspace, django_capture_on_commit_callbacks):
+    from brand.models import BrandKit, ScenePreset
+
+    with django_capture_on_commit_callbacks(execute=True):
+        photo = photo_add(workspace=workspace, file=SimpleUploadedFile("c.jpg", image_bytes("JPEG", seed=3))).photo
+
+    html = signed_in.get(f"/photos/{photo.pk}/compose/").content.decode()
+
+    assert "This workspace has no brand kit or scene presets yet" in html
+    assert (BrandKit.objects.filter(workspace=workspace).count(), ScenePreset.objects.filter(workspace=workspace).count()) == (0, 0)
+
+    response = signed_in.post(f"/photos/{photo.pk}/compose/", {"set_up_defaults": "1"})
+
+    assert response.status_code == 302
+    assert (BrandKit.objects.filter(workspace=workspace).count(), ScenePreset.objects.filter(workspace=workspace).count()) == (1, 7)
+    assert 'name="preset"' in signed_in.get(f"/photos/{photo.pk}/compose/").content.decode()
