@@ -202,7 +202,9 @@ def job_enqueue(*, photo: ProductPhoto, kind: str, task, params: dict | None = N
     with transaction.atomic():
         try:
             with transaction.atomic():
-                job = PhotoJob.objects.create(workspace_id=photo.workspace_id, photo=photo, kind=kind, params=params or {})
+                job = PhotoJob.objects.create(
+                    workspace_id=photo.workspace_id, photo=photo, kind=kind, params=params or {}, task_name=task.name
+                )
         except IntegrityError:
             return PhotoJob.objects.get(photo=photo, kind=kind, status__in=ACTIVE_JOB_STATUSES)
         transaction.on_commit(lambda: task.delay(job.pk))

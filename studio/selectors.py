@@ -1,11 +1,12 @@
-"""Reads of the generation app, scoped to the caller's workspace, and the adapters that turn
-stored cutouts back into the library's plain values."""
+"""Reads of the studio (cutouts, generation jobs, assets), scoped to the caller's workspace, and
+the adapters that turn stored photos and cutouts back into the engine's plain values."""
 from __future__ import annotations
 
 import numpy as np
 from django.db.models import QuerySet
 from PIL import Image
 
+from catalog.jobs import JobStatus
 from catalog.models import ProductPhoto, Workspace
 from catalog.selectors import filter_jobs, get_or_404
 from generation.segmentation import SegmentationResult
@@ -67,8 +68,14 @@ def generation_job_get(*, workspace: Workspace, job_id) -> GenerationJob:
     return get_or_404(GenerationJob.objects.filter(workspace=workspace).select_related("photo", "preset"), job_id)
 
 
+def _deliverable(workspace: Workspace) -> QuerySet[Asset]:
+    # A job that has not succeeded (still running, crashed and being redone, failed,
+    # cancelled) delivers nothing: its assets so far are not shown anywhere.
+    return Asset.objects.filter(workspace=workspace, job__status=JobStatus.SUCCEEDED)
+
+
 def asset_list(*, workspace: Workspace, job_id=None, photo_id=None) -> QuerySet[Asset]:
-    assets = Asset.objects.filter(workspace=workspace).select_related("photo")
+    assets = _deliverable(workspace).select_related("photo")
     if job_id is not None:
         assets = assets.filter(job_id=job_id)
     if photo_id is not None:
@@ -77,4 +84,4 @@ def asset_list(*, workspace: Workspace, job_id=None, photo_id=None) -> QuerySet[
 
 
 def asset_get(*, workspace: Workspace, asset_id) -> Asset:
-    return get_or_404(Asset.objects.filter(workspace=workspace).select_related("job", "photo", "cutout"), asset_id)
+    return get_or_404(_deliverable(workspace).select_related("job", "photo", "cutout"), asset_id)
