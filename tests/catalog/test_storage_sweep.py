@@ -1,0 +1,53 @@
+"""`manage.py storage_sweep`: stored files no row points to are listed, and removed on request."""
+import io
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+
+from catalog.services import photo_upload
+from tests.conftest import stored_files
+from tests.images import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def orphan(workspace):
+    photo_upload(workspace=workspace, file=SimpleUploadedFile("a.jpg", image_bytes("JPEG")))
+    return default_storage.save("photos/999/ab/abandoned/working.png", ContentFile(b"left behind by a killed worker"))
+
+
+def _sweep(*args) -> tuple[list[str], str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("storage_sweep", "--min-age", "0", *args, stdout=out, stderr=err)
+    return out.getvalue().split(), err.getvalue().strip()
+
+
+def test_orphans_are_listed_and_nothing_is_removed_without_delete(orphan):
+    before = stored_files()
+
+    listed, summary = _sweep()
+
+    assert listed == [orphan]
+    assert summary == "1 orphan file(s) found (run with --delete to remove them); 2 file(s) in use"
+    assert stored_files() == before
+
+
+def test_delete_removes_only_the_orphans(orphan):
+    before = stored_files()
+
+    listed, _ = _sweep("--delete")
+
+    assert listed == [orphan]
+    assert stored_files() == sorted(set(before) - {orphan})
+
+
+def test_young_files_are_left_alone(orphan):
+    out = io.StringIO()
+    call_command("storage_sweep", "--delete", stdout=out, stderr=io.StringIO())
+
+    assert out.getvalue() == ""
+    assert orphan in stored_files()
