@@ -23,27 +23,34 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 HEARTBEAT_SECONDS = 10
-#: Every worker looks for jobs whose worker died this often (there is no beat process to
-#: run it; locked rows are skipped, so workers reaping at once do not collide).
-REAP_EVERY_BEATS = 3
 
 
 def _beat_forever(stop: threading.Event, hostname: str) -> None:
+    """Write this worker's heartbeat, and look for jobs whose worker died (there is no beat
+    process to do it; locked rows are skipped, so workers reaping at once do not collide)."""
     # Imported late: the app registry is ready only once the worker has booted.
+    import time
+
+    from django.conf import settings
+
     from catalog.jobs import jobs_reap
     from catalog.services import worker_heartbeat_record
 
     queues = sorted(q.name for q in app.amqp.queues.consume_from.values()) if app.amqp.queues else []
-    beats = 0
+    reap_every = settings.VITRINE_JOB_REAP_SECONDS
+    next_beat = next_reap = 0.0
     while not stop.is_set():
+        now = time.monotonic()
         try:
-            worker_heartbeat_record(hostname=hostname, queues=queues)
-            if beats % REAP_EVERY_BEATS == 0:
+            if now >= next_beat:
+                worker_heartbeat_record(hostname=hostname, queues=queues)
+                next_beat = now + HEARTBEAT_SECONDS
+            if now >= next_reap:
                 jobs_reap()
+                next_reap = now + reap_every
         except Exception:  # a database blip must not kill the worker; /healthz shows the gap
             logging.getLogger(__name__).warning("worker.heartbeat_failed", exc_info=True)
-        beats += 1
-        stop.wait(HEARTBEAT_SECONDS)
+        stop.wait(max(0.5, min(next_beat, next_reap) - time.monotonic()))
 
 
 _stop_heartbeat = threading.Event()

@@ -118,46 +118,81 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+class WorkerProcess:
+    """One real Celery worker process on every queue, over Redis, on the test database. Its
+    log goes to a file (a pipe nobody reads fills up and blocks the worker)."""
+
+    def __init__(self, *, name: str, log_path: Path, pool: str = "solo", env: dict | None = None):
+        self.name, self.log_path = name, log_path
+        self._log = log_path.open("w")
+        environment = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.local",
+            "DATABASE_URL": _database_url(),
+            "REDIS_URL": settings.CELERY_BROKER_URL,
+            "VITRINE_VAR_DIR": str(settings.VAR_DIR),
+            "VITRINE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            **(env or {}),
+        }
+        pool_args = ["-P", "solo"] if pool == "solo" else ["-P", "prefork", "--concurrency", "1"]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "cpu,gpu,io", *pool_args,
+             "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            cwd=ROOT, env=environment, stdout=self._log, stderr=subprocess.STDOUT, text=True,
+        )
+
+    def wait_ready(self) -> None:
+        wait_for(
+            lambda: WorkerHeartbeat.objects.filter(hostname__startswith=f"{self.name}@").exists() or self.process.poll() is not None,
+            90, f"the heartbeat of worker {self.name}",
+        )
+        assert self.process.poll() is None, self.log_path.read_text()
+
+    def log(self) -> str:
+        return self.log_path.read_text()[-20000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
 @pytest.fixture
-def worker(transactional_db, tmp_path, request):
-    """A Celery worker process consuming every queue from Redis, on the test database. Its log
-    goes to a file (a pipe nobody reads fills up and blocks the worker) and is printed when
-    the test fails."""
+def spawn_worker(transactional_db, tmp_path, request):
+    """Start real workers (`spawn_worker(name, pool=..., env=...)`); all are stopped at the
+    end and their logs printed when the test failed."""
     import redis
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no message left from an earlier run
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.CELERY_BROKER_URL,
-        "VITRINE_VAR_DIR": str(settings.VAR_DIR),
-        "VITRINE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-    }
-    log_path = tmp_path / "worker.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "cpu,gpu,io", "-P", "solo",
-         "-n", "integration@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-    )
+    started: list[WorkerProcess] = []
+
+    def spawn(name: str = "integration", *, pool: str = "solo", env: dict | None = None) -> WorkerProcess:
+        process = WorkerProcess(name=name, log_path=tmp_path / f"worker-{name}-{len(started)}.log", pool=pool, env=env)
+        started.append(process)
+        process.wait_ready()
+        return process
+
     app.conf.task_always_eager = False
     try:
-        wait_for(lambda: WorkerHeartbeat.objects.filter(hostname__startswith="integration@").exists() or process.poll() is not None, 90, "the worker's heartbeat")
-        assert process.poll() is None, log_path.read_text()
-        yield process
+        yield spawn
     finally:
         app.conf.task_always_eager = True
-        log.close()
-        if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
-            print(f"--- worker log ---\n{log_path.read_text()[-20000:]}")
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+        for process in started:
+            process.stop()
+            if failed:
+                print(f"--- worker {process.name} log ---\n{process.log()}")
 
 
+@pytest.fixture
+def worker(spawn_worker):
+    """One real worker process consuming every queue (see spawn_worker)."""
+    return spawn_worker().process
 
 
 @pytest.fixture
