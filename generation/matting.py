@@ -1,19 +1,16 @@
 """Soft mattes and colour decontamination for boundary bands.
 
-The studio segmenter knows, for every boundary pixel, a good estimate of the background colour
-behind it (the smooth background model, or the nearby background including any shadow) and of
-the product colour in front of it (nearby interior pixels). With both known, the compositing
-equation ``I = a F + (1 - a) B`` has a closed-form least-squares solution per pixel
-(:func:`known_background_alpha`). Measured against closed-form matting on the benchmark's
-bottle photo (0.79 MP, 2-core machine): ``pymatting.estimate_alpha_cf`` over the whole frame
-with a 7 px unknown band took 0.98 s (about 1.2 s/MP, far over the 150 ms/MP budget) for a
-mean alpha error of 0.0010, against 0.0008 for the studio segmenter; on one 256 px boundary
-tile cf took 9 ms for an error of 0.0018 against 0.0004 here. cf also brings pymatting's
-numba compilation (~37 s on a first import). The known-background solution is exact where
-``F`` and ``B`` differ. Where they do not (white on white) the alpha is ill-conditioned, and
-:func:`guided_filter` snaps the coarse mask to the image's own edges instead.
-:func:`decontaminate` inverts the same equation for the colours, so the old background does
-not rim the product.
+The graphcut segmenter knows, for every boundary pixel, a good estimate of the background
+colour behind it (the smooth background model, or the nearby background including any shadow)
+and of the product colour in front of it (nearby interior pixels). With both known, the
+compositing equation ``I = a F + (1 - a) B`` has a least-squares solution per pixel in closed
+form (:func:`known_background_alpha`); no general matting solver (such as closed-form matting,
+which estimates ``F`` and ``B`` too) is run. ``bench/matting.py`` measures that choice against
+``pymatting.estimate_alpha_cf``; ``docs/benchmarks.md`` has the figures. The known-background
+solution is exact where ``F`` and ``B`` differ. Where they do not (white on white) the alpha is
+ill-conditioned, and :func:`guided_filter` snaps the coarse mask to the image's own edges
+instead. :func:`decontaminate` inverts the same equation for the colours, so the old
+background does not rim the product.
 
 All functions take and return ``float32`` arrays; colours are in ``0..255``.
 """

@@ -1,17 +1,22 @@
-"""Every write a request makes on the work on photos: cutouts (request, reset), generation
-jobs (plan, queue, cancel, replay). What a worker then does is in `studio.work`."""
+"""Every write a request makes on the work on photos: cutouts (request, touch-up, reset),
+generation jobs (plan, queue, cancel, replay). What a worker then does is in `studio.work`."""
 from __future__ import annotations
 
 import logging
 import secrets
+import uuid
+import warnings
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
+from django.core.files.storage import default_storage
 from django.db import transaction
+from PIL import Image
 
 from brand.models import BrandKit, ScenePreset
 from brand.services import brand_kit_snapshot, palette_rgb, preset_snapshot, workspace_defaults_ensure
+from catalog.files import delete_files, photo_dir
 from catalog.jobs import ACTIVE_JOB_STATUSES, job_cancel
 from catalog.models import JobKind, PhotoJob, Product, ProductPhoto, User, Workspace
 from catalog.services import PhotoUploadResult, job_enqueue, photo_upload
@@ -24,7 +29,7 @@ from generation.render import channel_spec
 from generation.segmentation import check_segmenter_name
 
 from .models import Asset, Cutout, CutoutSource, GenerationJob
-from .tasks import cutout_photo_task, generate_scenes_task
+from .tasks import cutout_photo_task, cutout_touch_up_task, generate_scenes_task
 from .work import cutout_files_save
 
 logger = logging.getLogger(__name__)
@@ -52,6 +57,84 @@ def cutout_request(*, photo: ProductPhoto, segmenter: str | None = None) -> Phot
     except ValueError as exc:
         raise UploadRejected(str(exc), "unknown_segmenter") from None
     return job_enqueue(photo=photo, kind=JobKind.CUTOUT, task=cutout_photo_task, params={"segmenter": name})
+
+
+TOUCH_UP_MAX_BYTES = 20 * 1024 * 1024
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+NOT_A_MASK = "The mask must be a PNG image (white = product, black = background)."
+
+
+class TouchUpInProgress(Exception):
+    """The photo already has a touch-up queued or running (`job`); a second one is refused
+    rather than dropped silently, so the merchant knows to save again once it is done."""
+
+    def __init__(self, job: PhotoJob):
+        self.job = job
+        self.message = "A touch-up of this photo is still being saved. Wait until it finishes, then save your changes again."
+        super().__init__(self.message)
+
+
+def _mask_header_check(mask: File, *, size: tuple[int, int]) -> None:
+    """Refuse a mask that is not a PNG of `size` (width, height), reading only its header:
+    Pillow's open parses the header and decodes no pixel."""
+    expected = f"it must match the photo's {size[0]}×{size[1]} px."
+    mask.seek(0)
+    try:
+        if mask.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
+            raise UploadRejected(NOT_A_MASK, "invalid_mask")
+        mask.seek(0)
+        with warnings.catch_warnings():
+            # A declared size over Pillow's bomb limit cannot match a photo: it is refused
+            # below with the sizes, like any other mismatch.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            try:
+                with Image.open(mask, formats=["PNG"]) as image:
+                    declared = image.size
+            except Image.DecompressionBombError:
+                raise UploadRejected(f"The mask has far more pixels than the photo; {expected}", "invalid_mask") from None
+            except Exception:
+                raise UploadRejected(NOT_A_MASK, "invalid_mask") from None
+    finally:
+        mask.seek(0)
+    if declared != size:
+        raise UploadRejected(f"The mask is {declared[0]}×{declared[1]} px; {expected}", "invalid_mask")
+
+
+def cutout_touch_up_request(*, photo: ProductPhoto, base: Cutout | None, mask: File, user: User | None) -> PhotoJob:
+    """Queue a touch-up (cpu queue): `mask` (a PNG of the photo's size, white = product)
+    becomes the lock region of the photo's next cutout revision, made from `base` (default:
+    the newest revision).
+
+    Only cheap checks happen here (size cap, PNG signature, the header's width × height, the
+    base belongs to the photo); the worker decodes the mask and fails the job with a reason if
+    it cannot be used. The upload is stored under the photo's folder until the job is over.
+    Raises UploadRejected for a bad request (nothing stored, no job) and TouchUpInProgress
+    while another touch-up of the photo is queued or running (nothing stored either)."""
+    if base is None:
+        base = photo.cutouts.order_by("-revision").first()
+        if base is None:
+            raise UploadRejected("This photo has no cutout yet; wait for it to finish.", "no_cutout")
+    elif base.photo_id != photo.pk:
+        raise UploadRejected("That cutout revision belongs to another photo.", "invalid_base")
+    if mask.size > TOUCH_UP_MAX_BYTES:
+        raise UploadRejected("The mask file is larger than 20 MB.", "invalid_mask")
+    _mask_header_check(mask, size=(photo.width, photo.height))
+
+    directory = photo_dir(workspace_id=photo.workspace_id, sha256=photo.original_sha256)
+    stored = default_storage.save(f"{directory}/touch-ups/{uuid.uuid4().hex}.png", mask)
+    try:
+        job = job_enqueue(
+            photo=photo, kind=JobKind.TOUCH_UP, task=cutout_touch_up_task,
+            params={"base": base.pk, "mask": stored, "user": user.pk if user else None},
+        )
+    except BaseException:
+        delete_files([stored])
+        raise
+    if job.params.get("mask") != stored:  # the live touch-up of this photo, not ours
+        delete_files([stored])
+        raise TouchUpInProgress(job)
+    logger.info("studio.touch_up.queued", extra={"job_id": job.pk, "photo_id": photo.pk, "base": base.pk})
+    return job
 
 
 def cutout_reset(*, photo: ProductPhoto, user: User | None) -> Cutout:
@@ -160,7 +243,7 @@ def _generation_job_enqueue(*, photo, user, plan, preset, brand_kit, prompt, cut
         job = GenerationJob.objects.create(
             workspace_id=photo.workspace_id, photo=photo, cutout=cutout, brand_kit=brand_kit, preset=preset,
             prompt=prompt, variants=len(plan.get("keep_variants") or plan["seeds"]), seed=plan["seeds"][0],
-            channels=plan["channels"], plan=plan,
+            channels=plan["channels"], plan=plan, task_name=generate_scenes_task.name,
             created_by=user,
         )
         transaction.on_commit(lambda: generate_scenes_task.delay(job.pk))

@@ -8,7 +8,7 @@ from catalog.jobs import run_job
 from catalog.models import PhotoJob
 
 from .models import GenerationJob
-from .work import cutout_make, generation_run
+from .work import cutout_make, cutout_touch_up, generation_run, touch_up_upload_discard
 
 
 @shared_task(bind=True, acks_late=True)
@@ -18,6 +18,17 @@ def cutout_photo_task(self: Task, job_id: int) -> None:
         self, job_id, lambda job, progress: cutout_make(photo=job.photo, segmenter=job.params["segmenter"], progress=progress),
         model=PhotoJob,
     )
+
+
+@shared_task(bind=True, acks_late=True)
+def cutout_touch_up_task(self: Task, job_id: int) -> None:
+    """Apply a merchant's brushed mask as the photo's next cutout revision (cpu queue)."""
+    try:
+        run_job(self, job_id, lambda job, progress: cutout_touch_up(job=job, progress=progress), model=PhotoJob)
+    finally:
+        # After every outcome, including a job cancelled before it started; a job queued
+        # again for a retry keeps its mask (the discard checks).
+        touch_up_upload_discard(job_id=job_id)
 
 
 @shared_task(

@@ -13,6 +13,7 @@ urlpatterns = [
     path("photos/<int:photo_id>/", views.photo_detail, name="photo-detail"),
     path("photos/<int:photo_id>/jobs/", views.photo_jobs, name="photo-jobs"),
     path("photos/<int:photo_id>/cutout/", views.photo_cutout_panel, name="photo-cutout"),
+    path("photos/<int:photo_id>/touch-up/", views.photo_touch_up_status, name="photo-touch-up"),
     path("photos/<int:photo_id>/compose/", views.compose, name="compose"),
     path("jobs/<int:job_id>/", views.job_detail, name="job-detail"),
     path("jobs/<int:job_id>/panel/", views.job_panel, name="job-panel"),

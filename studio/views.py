@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from brand import selectors as brand_selectors
 from catalog import selectors
 from catalog.api.views import stored_file_response
+from catalog.jobs import JobStatus
 from catalog.models import JobKind
 from brand.services import workspace_defaults_ensure
 from studio import selectors as studio_selectors
@@ -71,17 +72,27 @@ def photo_grid(request):
     return render(request, "studio/_photo_grid.html", _grid_context(request))
 
 
+def _touch_up_context(photo, current_cutout) -> dict:
+    """The photo's newest touch-up job, for the progress line under the brush; a failure is
+    shown until a newer revision replaces the cutout it was meant to change."""
+    job = next((job for job in photo.jobs.all() if job.kind == JobKind.TOUCH_UP), None)
+    failed = job is not None and job.status == JobStatus.FAILED and (current_cutout is None or current_cutout.created_at < job.created_at)
+    return {"touch_up_job": job, "touch_up_pending": job is not None and job.is_active, "touch_up_failed": failed}
+
+
 def _photo_context(request, photo_id: int) -> dict:
     photo = selectors.photo_get(workspace=request.workspace, photo_id=photo_id)
     revisions = list(studio_selectors.cutout_list(workspace=request.workspace, photo_id=photo.pk)[:50])
     jobs = list(studio_selectors.generation_job_list(workspace=request.workspace, photo_id=photo.pk)[:10])
     cutout_job = next((job for job in photo.jobs.all() if job.kind == JobKind.CUTOUT), None)
+    cutout = revisions[0] if revisions else None
     return {
         "photo": photo,
-        "cutout": revisions[0] if revisions else None,
+        "cutout": cutout,
         "revisions": revisions,
         "cutout_job": cutout_job,
         "cutout_pending": cutout_job is not None and cutout_job.is_active,
+        **_touch_up_context(photo, cutout),
         "generation_jobs": jobs,
         "nav": "products",
     }
@@ -95,6 +106,20 @@ def photo_detail(request, photo_id: int):
 @workspace_page
 def photo_cutout_panel(request, photo_id: int):
     return render(request, "studio/_cutout_panel.html", _photo_context(request, photo_id))
+
+
+@workspace_page
+def photo_touch_up_status(request, photo_id: int):
+    """The progress line of the photo's newest touch-up, polled while it runs. When it has
+    succeeded, the response asks the page (HX-Trigger) to reload the cutout panel, so the
+    heavy panel (photo, mask) is fetched once rather than on every poll."""
+    photo = selectors.photo_get(workspace=request.workspace, photo_id=photo_id)
+    context = {"photo": photo, **_touch_up_context(photo, studio_selectors.cutout_current(photo=photo))}
+    response = render(request, "studio/_touch_up_status.html", context)
+    job = context["touch_up_job"]
+    if job is not None and job.status == JobStatus.SUCCEEDED:
+        response["HX-Trigger"] = "cutout-changed"
+    return response
 
 
 @workspace_page
@@ -115,9 +140,15 @@ def preset_thumbnail(request, preset_id: int):
 def compose(request, photo_id: int):
     """Choose a preset, brand kit, prompt, variants, channels and seed; start a job."""
     photo = selectors.photo_get(workspace=request.workspace, photo_id=photo_id)
-    workspace_defaults_ensure(workspace=request.workspace)
+    if request.method == "POST" and "set_up_defaults" in request.POST:
+        workspace_defaults_ensure(workspace=request.workspace)
+        return redirect("compose", photo_id=photo.pk)
     presets = list(brand_selectors.preset_list(workspace=request.workspace))
     kits = list(brand_selectors.brand_kit_list(workspace=request.workspace))
+    if not presets or not kits:
+        # A workspace made outside the usual paths has no brand kit or presets yet; setting
+        # them up is a write, so it waits for the person to ask (a GET never writes).
+        return render(request, "studio/compose_setup.html", {"photo": photo, "nav": "products"})
     default_kit = next((k for k in kits if k.is_default), kits[0])
     default_preset = next((p for p in presets if p.is_default), presets[0])
     form = ComposeForm(

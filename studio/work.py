@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import cv2
-import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
@@ -23,16 +21,15 @@ from django.db.models import Max
 from PIL import Image
 
 from catalog.files import delete_files, photo_dir
-from generation.decoding import UploadRejected
-from catalog.jobs import JobCancelled, JobFailed, JobWaiting, job_cancel_requested, job_progress
-from catalog.jobs import JobStatus
-from catalog.models import JobKind, ProductPhoto, User
-from generation.imaging import bbox_of_mask
+from catalog.jobs import JobCancelled, JobFailed, JobStatus, JobWaiting, job_cancel_requested, job_progress
+from catalog.models import JobKind, PhotoJob, ProductPhoto, User
+from generation.decoding import UploadRejected, decode_mask_png
 from generation.lock import ProductLayer
 from generation.pipelines.base import GenerationCancelled, OutOfMemory
 from generation.registry import load_scene_backend
 from generation.render import LoraRef, RenderedAsset, RenderPlan, render
 from generation.segmentation import SegmentationError, SegmentationResult, cutout_rgba, get_segmenter, lock_mask_image
+from generation.segmentation.touch_up import touch_up
 
 from .models import Asset, Cutout, CutoutSource, GenerationJob
 from .selectors import cutout_current, cutout_result, photo_rgb
@@ -44,9 +41,6 @@ try:
 except importlib.metadata.PackageNotFoundError:  # running from a checkout that was not installed
     VITRINE_VERSION = "0+unknown"
 
-# Soft matte pixels this close to an erased area go with it, so erasing a wrongly included
-# region (a cast shadow, a prop) leaves no faint outline behind.
-ERASE_EDGE_PX = 4
 PROGRESS_EVERY_S = 0.5  # the step callback writes the job row at most this often
 
 
@@ -71,44 +65,47 @@ def cutout_make(*, photo: ProductPhoto, segmenter: str, progress: Callable[[int]
     return cutout
 
 
-def cutout_revise(*, base: Cutout, mask: np.ndarray, user: User | None) -> Cutout:
-    """A touch-up: `mask` (bool, photo-sized) is the new lock region.
+def cutout_touch_up(*, job: PhotoJob, progress: Callable[..., None]) -> Cutout:
+    """A touch-up job (`studio.services.cutout_touch_up_request`): decode the uploaded mask,
+    apply it to the base revision and store the result as the photo's next revision.
 
-    Pixels added to the lock region become solid product with the photo's own colours;
-    pixels removed become background, with soft matte pixels right beside them; the rest of
-    the soft edge is kept from `base`."""
-    previous = cutout_result(base)
-    image = photo_rgb(base.photo)
-    if mask.shape != previous.mask.shape:
-        raise UploadRejected("The mask must have the photo's size.", "invalid_mask")
-    added = mask & ~previous.mask
-    removed = previous.mask & ~mask
-
-    alpha = previous.alpha.copy()
-    alpha[mask] = 1.0
-    alpha[removed] = 0.0
-    if removed.any():
-        near_erased = cv2.dilate(removed.astype(np.uint8), np.ones((2 * ERASE_EDGE_PX + 1,) * 2, np.uint8)).astype(bool)
-        alpha[near_erased & ~mask] = 0.0
-    foreground = np.where(mask[:, :, None], image, previous.foreground).astype(np.uint8)
-    result = SegmentationResult(
-        alpha=alpha,
-        mask=mask.copy(),
-        foreground=foreground,
-        bbox=bbox_of_mask(alpha > 0),
-        coverage=float(alpha.mean(dtype=np.float64)),
-        edge_confidence=previous.edge_confidence,
-        confident=True,  # a person has looked at it and decided
-        backend=previous.backend,
-        version=previous.version,
-        notes=("touched-up",),
-    )
-    cutout = _cutout_store(photo=base.photo, result=result, source=CutoutSource.TOUCH_UP, parent=base, user=user)
+    A mask that cannot be used fails the job with a reason for the merchant. The uploaded
+    file is removed by `touch_up_upload_discard` once the job is over, whatever the outcome."""
+    params = job.params
+    photo = job.photo
+    base = Cutout.objects.select_related("photo").filter(pk=params["base"], photo=photo).first()
+    if base is None:
+        raise JobFailed("The cutout revision you edited no longer exists. Reload the page and brush again.")
+    progress(5, "Reading your mask")
+    try:
+        with default_storage.open(params["mask"], "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise JobFailed("The uploaded mask is no longer stored. Save your changes again.") from None
+    try:
+        mask = decode_mask_png(data=data, size=(photo.width, photo.height))
+    except UploadRejected as exc:
+        raise JobFailed(exc.message) from None
+    del data  # up to 20 MB of PNG, not needed while the arrays below are alive
+    progress(25, "Applying your touch-up")
+    result = touch_up(previous=cutout_result(base), image=photo_rgb(photo), mask=mask)
+    progress(60, "Saving the new revision")
+    user = User.objects.filter(pk=params["user"]).first() if params.get("user") else None
+    cutout = _cutout_store(photo=photo, result=result, source=CutoutSource.TOUCH_UP, parent=base, user=user)
     logger.info(
-        "generation.cutout.revised",
-        extra={"photo_id": base.photo_id, "revision": cutout.revision, "added": int(added.sum()), "removed": int(removed.sum())},
+        "studio.cutout.touched_up",
+        extra={"photo_id": photo.pk, "job_id": job.pk, "revision": cutout.revision, "locked_before": base.locked_pixels, "locked": cutout.locked_pixels},
     )
     return cutout
+
+
+def touch_up_upload_discard(*, job_id: int) -> None:
+    """Remove a touch-up's uploaded mask once its job is over (succeeded, failed or
+    cancelled). A job queued again for a retry still needs it, so it is kept then."""
+    job = PhotoJob.objects.filter(pk=job_id, kind=JobKind.TOUCH_UP).first()
+    if job is None or job.is_active or not job.params.get("mask"):
+        return
+    delete_files([job.params["mask"]])
 
 
 def _png(image: Image.Image) -> bytes:

@@ -139,11 +139,20 @@ VITRINE_UPLOAD_MAX_BYTES = env.int("VITRINE_UPLOAD_MAX_BYTES", default=50 * 1024
 VITRINE_UPLOAD_MAX_PIXELS = env.int("VITRINE_UPLOAD_MAX_PIXELS", default=100_000_000)
 VITRINE_WORKING_MAX_SIDE = env.int("VITRINE_WORKING_MAX_SIDE", default=4096)
 VITRINE_THUMBNAIL_SIDE = env.int("VITRINE_THUMBNAIL_SIDE", default=512)
-# Segmentation: "studio" (no weights) or "rembg:<model>" with weights under VITRINE_REMBG_HOME
+# Segmentation: "graphcut" (no weights; "studio" is a deprecated alias) or "rembg:<model>" with
+# weights under VITRINE_REMBG_HOME
 # (rembg's U2NET_HOME layout; `manage.py models pull NAME` fills it where the machine is online).
-VITRINE_SEGMENTER = env("VITRINE_SEGMENTER", default="studio")
+VITRINE_SEGMENTER = env("VITRINE_SEGMENTER", default="graphcut")
 VITRINE_REMBG_HOME = env("VITRINE_REMBG_HOME", default=env("U2NET_HOME", default=str(VAR_DIR / "models" / "rembg")))
 VITRINE_WORKER_STALE_SECONDS = env.int("VITRINE_WORKER_STALE_SECONDS", default=60)
+# A running job's worker renews its lease every third of this; a lease that lapses means the
+# worker died, and the job is taken over (its message came back) or requeued by the reaper.
+VITRINE_JOB_LEASE_SECONDS = env.int("VITRINE_JOB_LEASE_SECONDS", default=60)
+# Workers that may die on one job before it fails with a reason (a photo that kills every
+# worker it touches must not loop forever).
+VITRINE_JOB_MAX_ATTEMPTS = env.int("VITRINE_JOB_MAX_ATTEMPTS", default=5)
+# How often each worker looks for running jobs whose lease lapsed.
+VITRINE_JOB_REAP_SECONDS = env.int("VITRINE_JOB_REAP_SECONDS", default=30)
 
 # Celery. Without REDIS_URL the broker is kombu's filesystem transport: it needs no server,
 # survives restarts (messages are files), and works across the web and worker processes.
@@ -171,6 +180,7 @@ CELERY_TASK_QUEUES = [KombuQueue(q.value, Exchange(q.value), routing_key=q.value
 CELERY_TASK_ROUTES = {
     "catalog.tasks.photo_thumbnail_task": {"queue": Queue.CPU.value},
     "studio.tasks.cutout_photo_task": {"queue": Queue.CPU.value},
+    "studio.tasks.cutout_touch_up_task": {"queue": Queue.CPU.value},
     "studio.tasks.generate_scenes_task": {"queue": Queue.GPU.value},
 }
 CELERY_TASK_ACKS_LATE = True
@@ -179,6 +189,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("VITRINE_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("VITRINE_TASK_TIME_LIMIT", default=660)
 VITRINE_GENERATION_SOFT_TIME_LIMIT = env.int("VITRINE_GENERATION_SOFT_TIME_LIMIT", default=1800)
+if REDIS_URL:
+    # Redis hands an unacknowledged message to another worker after the visibility timeout.
+    # Below the longest task's hard limit, a healthy long generation would run twice; the
+    # job lease (not this timeout) is what notices a dead worker quickly.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": VITRINE_GENERATION_SOFT_TIME_LIMIT + 60 + 600}
 CELERY_TASK_ALWAYS_EAGER = env.bool("VITRINE_TASKS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 

@@ -55,7 +55,7 @@ class SegmentationResult:
         coverage: fraction of the frame covered by the matte (mean of ``alpha``).
         edge_confidence: ``0..1``; how well the boundary is supported by image evidence.
         confident: the backend's own verdict; ``False`` asks for a human look.
-        backend: backend name, e.g. ``"studio"`` or ``"rembg:u2net"``.
+        backend: backend name, e.g. ``"graphcut"`` or ``"rembg:u2net"``.
         version: backend version string, stored with the cutout for reproducibility.
         notes: short machine-readable reasons behind ``confident`` (e.g. ``"touches-border"``).
     """

@@ -1,5 +1,6 @@
 // The touch-up brush: paint the lock mask over the photo, undo/redo, save as a new cutout
-// revision through the API (the same endpoint any client uses).
+// revision through the API (the same endpoint any client uses). Saving queues a touch-up job;
+// its progress line (#touch-up-status, an htmx poll) replaces the cutout panel once it is done.
 (function () {
   "use strict";
   const OVERLAY = "rgba(45, 91, 209, 0.5)";
@@ -32,6 +33,7 @@
     const strokes = [];
     const undone = [];
     let current = null;
+    let saving = false;
 
     function say(text, isError) {
       status.textContent = text;
@@ -48,7 +50,13 @@
       viewCtx.globalCompositeOperation = "source-over";
       undoBtn.disabled = strokes.length === 0;
       redoBtn.disabled = undone.length === 0;
-      saveBtn.disabled = strokes.length === 0;
+      saveBtn.disabled = strokes.length === 0 || saving || touchUpRunning();
+    }
+
+    // A touch-up of this photo is queued or running (also after a reload): one at a time.
+    function touchUpRunning() {
+      const line = root.querySelector("#touch-up-status");
+      return Boolean(line && line.dataset.state === "active");
     }
 
     function paint(stroke, from, to) {
@@ -133,9 +141,33 @@
       });
     }
 
+    function followTouchUp() {
+      const line = root.querySelector("#touch-up-status");
+      if (window.htmx && line) {
+        window.htmx.ajax("GET", root.dataset.touchUpUrl, { target: line, swap: "outerHTML" });
+      } else {
+        window.location.reload();
+      }
+    }
+
+    // The progress line was swapped: when the job failed, the strokes are still here to try again.
+    root.addEventListener("htmx:afterSettle", function (event) {
+      if (event.target.id !== "touch-up-status") return;
+      saving = false; // the job's own line speaks for it from here on
+      say("");
+      render();
+    });
+
+    function saveFailed(text) {
+      saving = false;
+      say(text, true);
+      render();
+    }
+
     saveBtn.addEventListener("click", function () {
-      saveBtn.disabled = true;
-      say("Saving…");
+      saving = true;
+      render();
+      say("Sending your mask…");
       const out = document.createElement("canvas");
       out.width = width;
       out.height = height;
@@ -149,10 +181,10 @@
         form.append("base", root.dataset.cutoutId);
         form.append("mask", blob, "mask.png");
         post(root.dataset.saveUrl, form).then(function (result) {
-          if (!result.ok) { say(result.data.error ? result.data.error.message : "Saving failed. Try again.", true); saveBtn.disabled = false; return; }
-          say("Saved as revision " + result.data.revision + ".");
-          reloadPanel();
-        }, function () { say("The connection dropped; your changes are still here. Try again.", true); saveBtn.disabled = false; });
+          if (!result.ok) { saveFailed(result.data.error ? result.data.error.message : "Saving failed. Try again."); return; }
+          say("Mask received; the new revision is being made.");
+          followTouchUp();
+        }, function () { saveFailed("The connection dropped; your changes are still here. Try again."); });
       }, "image/png");
     });
 

@@ -27,8 +27,19 @@ class CutoutSerializer(serializers.ModelSerializer):
 
 class CutoutRevisionSerializer(serializers.Serializer):
     photo = serializers.IntegerField()
-    mask = serializers.FileField(help_text="PNG of the photo's size: white = product (locked), black = background.")
+    mask = serializers.FileField(help_text="PNG of the photo's size, at most 20 MB: white = product (locked), black = background.")
     base = serializers.IntegerField(required=False, help_text="Cutout revision id to edit; default the photo's newest.")
+
+
+class ApiErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The API's one error format (catalog.api.errors), for the schema."""
+
+    error = ApiErrorDetailSerializer()
 
 
 class CutoutResetSerializer(serializers.Serializer):
@@ -36,7 +47,7 @@ class CutoutResetSerializer(serializers.Serializer):
 
 
 class SegmentRequestSerializer(serializers.Serializer):
-    segmenter = serializers.CharField(required=False, help_text="'studio' or 'rembg:<model>'; default from settings.")
+    segmenter = serializers.CharField(required=False, help_text="'graphcut' or 'rembg:<model>' ('studio': deprecated name of 'graphcut'); default from settings.")
 
 
 class GenerationJobSerializer(serializers.ModelSerializer):

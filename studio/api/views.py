@@ -1,8 +1,9 @@
 """Cutouts over the API: list revisions, download files, upload a touched-up mask, reset."""
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -10,8 +11,7 @@ from catalog import selectors as catalog_selectors
 from catalog.api.serializers import JobSerializer
 from catalog.api.views import PhotoViewSet as CatalogPhotoViewSet
 from catalog.api.views import WorkspaceScoped, stored_file_response
-from generation.decoding import UploadRejected, decode_mask_png
-from studio import selectors, services, work
+from studio import selectors, services
 from brand import selectors as brand_selectors
 from studio.models import Asset, Cutout, GenerationJob
 
@@ -20,12 +20,18 @@ from .serializers import (
     CutoutResetSerializer,
     CutoutRevisionSerializer,
     CutoutSerializer,
+    ErrorSerializer,
     GenerationJobCreateSerializer,
     GenerationJobSerializer,
     SegmentRequestSerializer,
 )
 
-MAX_MASK_BYTES = 20 * 1024 * 1024
+
+class Conflict(APIException):
+    """409: the request clashes with work already under way (the message says what to do)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
 
 
 class PhotoViewSet(CatalogPhotoViewSet):
@@ -51,27 +57,27 @@ class CutoutViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.RetrieveModel
 
     @extend_schema(
         request={"multipart/form-data": CutoutRevisionSerializer},
-        responses={201: CutoutSerializer},
-        description="Save a touched-up mask as the photo's next cutout revision.",
+        responses={
+            202: JobSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Not a PNG, not the photo's size, over 20 MB, or a base of another photo."),
+            409: OpenApiResponse(ErrorSerializer, description="A touch-up of this photo is still queued or running (code `touch_up_running`)."),
+        },
+        description="Queue a touch-up: the mask (PNG of the photo's size, white = product) becomes the lock region of "
+        "the photo's next cutout revision. Answers 202 with the photo job (kind `touch_up`); follow it at "
+        "`/api/v1/photo-jobs/{id}/` until it has succeeded (the new revision is then in `/api/v1/cutouts/?photo=`) or "
+        "failed (`error` says why). One touch-up per photo at a time: while one is queued or running, another is "
+        "refused with 409 and its mask is not kept.",
     )
     def create(self, request):
         data = CutoutRevisionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         photo = catalog_selectors.photo_get(workspace=request.workspace, photo_id=data.validated_data["photo"])
-        if "base" in data.validated_data:
-            base = selectors.cutout_get(workspace=request.workspace, cutout_id=data.validated_data["base"])
-            if base.photo_id != photo.pk:
-                raise UploadRejected("That cutout revision belongs to another photo.", "invalid_base")
-        else:
-            base = selectors.cutout_current(photo=photo)
-            if base is None:
-                raise UploadRejected("This photo has no cutout yet; wait for it to finish.", "no_cutout")
-        upload = data.validated_data["mask"]
-        if upload.size > MAX_MASK_BYTES:
-            raise UploadRejected("The mask file is larger than 20 MB.", "invalid_mask")
-        mask = decode_mask_png(data=upload.read(), size=(photo.width, photo.height))
-        cutout = work.cutout_revise(base=base, mask=mask, user=request.user)  # moves to a cpu job
-        return Response(self.get_serializer(cutout).data, status=status.HTTP_201_CREATED)
+        base = selectors.cutout_get(workspace=request.workspace, cutout_id=data.validated_data["base"]) if "base" in data.validated_data else None
+        try:
+            job = services.cutout_touch_up_request(photo=photo, base=base, mask=data.validated_data["mask"], user=request.user)
+        except services.TouchUpInProgress as exc:
+            raise Conflict(exc.message, code="touch_up_running") from None
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=CutoutResetSerializer, responses={201: CutoutSerializer})
     @action(detail=False, methods=["post"])

@@ -1,4 +1,4 @@
-"""The studio segmenter on synthetic product photos whose true matte is known."""
+"""The graphcut segmenter on synthetic product photos whose true matte is known."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 from PIL import Image
 
 from generation.segmentation import (
+    DEFAULT_SEGMENTER,
     LOCK_ALPHA_THRESHOLD,
     SegmentationResult,
+    check_segmenter_name,
     cutout_rgba,
     get_segmenter,
     lock_mask_image,
@@ -17,7 +19,7 @@ from generation.segmentation import (
 from generation.lock import ProductLayer, backdrop_fill, composite_locked
 from generation.preflight import check_edge_halo
 from generation.segmentation.base import lock_mask_from_alpha
-from generation.segmentation.studio import fit_background
+from generation.segmentation.graphcut import GraphCutSegmenter, fit_background
 
 W, H = 320, 240
 
@@ -75,41 +77,41 @@ def _iou(result: SegmentationResult, alpha: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def studio():
-    return get_segmenter("studio")
+def graphcut():
+    return get_segmenter("graphcut")
 
 
 @pytest.mark.parametrize(("backdrop", "min_iou"), [("white", 0.99), ("grey", 0.99), ("gradient", 0.99)])
-def test_textured_product_on_plain_and_gradient_backdrops(studio, backdrop: str, min_iou: float) -> None:
+def test_textured_product_on_plain_and_gradient_backdrops(graphcut, backdrop: str, min_iou: float) -> None:
     alpha = _bottle_alpha()
     photo = _photo(_texture(1), alpha, _backdrop(backdrop))
 
-    result = studio.segment(photo)
+    result = graphcut.segment(photo)
 
     assert _iou(result, alpha) >= min_iou
     assert result.confident is True
     assert result.notes == ()
 
 
-def test_white_product_on_white_found_by_its_shading_and_edges(studio) -> None:
+def test_white_product_on_white_found_by_its_shading_and_edges(graphcut) -> None:
     alpha = _bottle_alpha()
     u = np.linspace(-1.0, 1.0, W, dtype=np.float32)[None, :, None]
     # Lit from the front: 96 % of the sweep at the centre, 86 % at the sides.
     white = 250.0 * (0.86 + 0.10 * np.sqrt(np.clip(1 - u * u, 0, 1))) + np.zeros((H, W, 3), np.float32)
     photo = _photo(white, alpha, _backdrop("white"))
 
-    result = studio.segment(photo)
+    result = graphcut.segment(photo)
 
     assert _iou(result, alpha) >= 0.97
 
 
-def test_a_cast_shadow_is_background(studio) -> None:
+def test_a_cast_shadow_is_background(graphcut) -> None:
     alpha = _bottle_alpha()
     shadow = _shadow(alpha, opacity=0.5, offset=(6, 30), blur=6.0)
     photo = _photo(_texture(2), alpha, _backdrop("white"), shadow=shadow)
     shadow_only = (shadow < 0.9) & (cv2.dilate((alpha > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) == 0)
 
-    result = studio.segment(photo)
+    result = graphcut.segment(photo)
 
     assert shadow_only.sum() > 3000  # the shadow is large and clearly visible
     assert _iou(result, alpha) >= 0.99
@@ -117,7 +119,7 @@ def test_a_cast_shadow_is_background(studio) -> None:
     assert float(result.alpha[shadow_only].max()) == 0.0
 
 
-def test_a_handle_hole_that_shows_the_background_stays_background(studio) -> None:
+def test_a_handle_hole_that_shows_the_background_stays_background(graphcut) -> None:
     yy, xx = np.mgrid[0:H, 0:W]
     body = (np.abs(xx - 130) < 50) & (np.abs(yy - 130) < 70)
     ring = ((xx - 185) / 45.0) ** 2 + ((yy - 130) / 50.0) ** 2 < 1
@@ -126,19 +128,19 @@ def test_a_handle_hole_that_shows_the_background_stays_background(studio) -> Non
     photo = _photo(_texture(3), alpha, _backdrop("grey"))
     hole_core = cv2.erode((hole & ~body).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
 
-    result = studio.segment(photo)
+    result = graphcut.segment(photo)
 
     assert hole_core.sum() > 1000
     assert int(result.mask[hole_core].sum()) == 0
     assert _iou(result, alpha) >= 0.98
 
 
-def test_large_photo_is_refined_at_full_resolution(studio) -> None:
+def test_large_photo_is_refined_at_full_resolution(graphcut) -> None:
     w, h = 1600, 1200  # 1.9 MP: segmented at ~0.16 MP, boundary refined at full size
     alpha = _bottle_alpha(w, h)
     photo = _photo(_texture(4, w, h), alpha, _backdrop("gradient", w, h))
 
-    result = studio.segment(photo)
+    result = graphcut.segment(photo)
 
     assert result.alpha.shape == (h, w)
     assert _iou(result, alpha) >= 0.995
@@ -146,11 +148,11 @@ def test_large_photo_is_refined_at_full_resolution(studio) -> None:
     assert float(np.abs(result.alpha - alpha).mean()) <= 0.002
 
 
-def test_result_invariants_and_images(studio) -> None:
+def test_result_invariants_and_images(graphcut) -> None:
     alpha = _bottle_alpha()
     photo = _photo(_texture(5), alpha, _backdrop("white"))
 
-    result = studio.segment(Image.fromarray(photo))
+    result = graphcut.segment(Image.fromarray(photo))
     rgba = cutout_rgba(result)
     lock = np.asarray(lock_mask_image(result))
 
@@ -165,20 +167,20 @@ def test_result_invariants_and_images(studio) -> None:
     assert result.coverage == float(result.alpha.mean(dtype=np.float64))
     true_box = (111, 28, 210, 213)  # of the true matte's alpha > 0
     assert max(abs(a - b) for a, b in zip(result.bbox, true_box)) <= 1
-    assert (result.backend, result.version) == ("studio", "studio-1.0")
+    assert (result.backend, result.version) == ("graphcut", "graphcut-1.0")
     assert rgba.mode == "RGBA" and rgba.size == (W, H)
     assert set(np.unique(lock).tolist()) == {0, 255}
     assert np.array_equal(lock == 255, result.mask)
 
 
-def test_edge_colours_are_decontaminated(studio) -> None:
+def test_edge_colours_are_decontaminated(graphcut) -> None:
     # A flat blue product on white: blended edge pixels are lighter blue in the photo, but
     # the cutout's colours there must be the product's blue, not a white-tinted rim.
     alpha = _bottle_alpha()
     blue = np.zeros((H, W, 3), np.float32) + np.array([30.0, 60.0, 200.0])
     photo = _photo(blue, alpha, _backdrop("white"))
 
-    result = studio.segment(photo)
+    result = graphcut.segment(photo)
     edge = (result.alpha > 0.2) & (result.alpha < 0.8)
     photo_dist = np.linalg.norm(photo[edge].astype(float) - (30, 60, 200), axis=1)
     cutout_dist = np.linalg.norm(result.foreground[edge].astype(float) - (30, 60, 200), axis=1)
@@ -211,11 +213,11 @@ def _raw(photo: np.ndarray, result: SegmentationResult) -> np.ndarray:
     ids=["flat-decontaminated", "flat-raw", "print-decontaminated", "print-raw"],
 )
 def test_cutouts_over_a_dark_scene_pass_the_halo_check_only_when_decontaminated(
-    studio, product, colours_of, passed: bool
+    graphcut, product, colours_of, passed: bool
 ) -> None:
     alpha = _bottle_alpha()
     photo = _photo(product(), alpha, _backdrop("white"))
-    result = studio.segment(photo)
+    result = graphcut.segment(photo)
     colours = colours_of(photo, result)
     layer = ProductLayer(rgb=colours, alpha=result.alpha, mask=result.mask)
 
@@ -261,14 +263,14 @@ def test_the_lock_mask_leaves_out_the_matte_outline() -> None:
         ("blank", np.full((H, W, 3), 250, np.uint8), "empty"),
     ],
 )
-def test_unsure_results_say_so(studio, name: str, photo: np.ndarray, note: str) -> None:
-    result = studio.segment(photo)
+def test_unsure_results_say_so(graphcut, name: str, photo: np.ndarray, note: str) -> None:
+    result = graphcut.segment(photo)
 
     assert result.confident is False
     assert note in result.notes
 
 
-def test_white_box_meeting_a_shadow_of_its_own_tone_is_found_and_flagged(studio) -> None:
+def test_white_box_meeting_a_shadow_of_its_own_tone_is_found_and_flagged(graphcut) -> None:
     # The box's lower edge has no contrast against the contact shadow, so its outline is open.
     yy, xx = np.mgrid[0:H, 0:W]
     alpha = ((np.abs(xx - 160) < 60) & (yy > 50) & (yy < 170)).astype(np.float32)
@@ -280,8 +282,28 @@ def test_white_box_meeting_a_shadow_of_its_own_tone_is_found_and_flagged(studio)
     shadow = 1.0 - 0.08 * contact / contact.max()
     photo = _photo(white, alpha, _backdrop("white"), shadow=shadow)
 
-    result = studio.segment(photo)
+    result = graphcut.segment(photo)
 
     assert _iou(result, alpha) >= 0.99
     assert result.notes == ("open-outline",)
     assert result.confident is False
+
+
+def test_graphcut_is_the_default_segmenter() -> None:
+    assert (DEFAULT_SEGMENTER, type(get_segmenter()).__name__) == ("graphcut", "GraphCutSegmenter")
+
+
+def test_studio_is_a_deprecated_alias_of_graphcut() -> None:
+    check_segmenter_name("studio")  # accepted where names are validated (API, stage)
+
+    with pytest.warns(DeprecationWarning, match="'studio' is deprecated; use 'graphcut'"):
+        segmenter = get_segmenter("studio")
+
+    assert isinstance(segmenter, GraphCutSegmenter)
+    assert (segmenter.name, segmenter.version) == ("graphcut", "graphcut-1.0")
+
+
+@pytest.mark.parametrize("name", ["studio-1.0", "Studio", "graph-cut", "rembg:"])
+def test_names_that_are_not_segmenters_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="Use 'graphcut' or 'rembg:<model>'"):
+        check_segmenter_name(name)

@@ -1,17 +1,18 @@
-"""The touch-up brush, in real headless Chromium, with a real worker making the cutout."""
+"""The touch-up brush, in real headless Chromium, with a real worker making the cutout and
+the touch-up job."""
 import numpy as np
 import pytest
 from PIL import Image
 
-from catalog.models import ProductPhoto
+from catalog.models import JobKind, JobStatus, PhotoJob, ProductPhoto
 from studio.models import Cutout, CutoutSource
-from tests.conftest import wait_for
+from tests.conftest import stored_files, wait_for
 from tests.studio.conftest import merchant_uploads_a_product_photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
-def test_erase_part_of_the_mask_and_save_a_new_revision(live_server, worker, page, tmp_path):
+def test_erase_part_of_the_mask_and_save_a_new_revision_through_the_touch_up_job(live_server, worker, page, tmp_path):
     merchant_uploads_a_product_photo(page, live_server.url, tmp_path)
     photo = ProductPhoto.objects.get()
     wait_for(lambda: Cutout.objects.filter(photo=photo).exists(), 90, "the automatic cutout")
@@ -33,7 +34,11 @@ def test_erase_part_of_the_mask_and_save_a_new_revision(live_server, worker, pag
     page.mouse.up()
     page.get_by_role("button", name="Save revision").click()
 
+    # The page follows the cpu job and swaps in the new revision when the job is done.
     page.get_by_text("Revision 2 · Touch-up").wait_for()
+    job = PhotoJob.objects.get(photo=photo, kind=JobKind.TOUCH_UP)
+    assert (job.status, job.progress) == (JobStatus.SUCCEEDED, 100)
+    assert [name for name in stored_files() if "/touch-ups/" in name] == []  # the upload is removed
     revised = Cutout.objects.get(photo=photo, revision=2)
     assert revised.source == CutoutSource.TOUCH_UP
     assert revised.parent_id == automatic.pk

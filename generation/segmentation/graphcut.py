@@ -1,4 +1,9 @@
-"""The weight-free ``studio`` segmenter for product photos on plain or studio backgrounds.
+"""The weight-free ``graphcut`` segmenter for product photos on plain or studio backgrounds:
+a background model fitted to the frame border, a GrabCut graph cut, and a soft matte solved
+per pixel against the known background.
+
+It was called ``studio`` until that word came to mean the Django app; ``get_segmenter`` still
+accepts ``"studio"`` as a deprecated alias of ``"graphcut"``.
 
 How it works (each step at the resolution where it is cheap enough):
 
@@ -62,9 +67,9 @@ from generation.matting import (
 )
 from generation.segmentation.base import SegmentationResult, result_from_alpha
 
-__all__ = ["BackgroundModel", "StudioSegmenter", "fit_background"]
+__all__ = ["BackgroundModel", "GraphCutSegmenter", "fit_background"]
 
-VERSION = "studio-1.0"
+VERSION = "graphcut-1.0"
 
 _TILE = 256
 _K3 = np.ones((3, 3), np.uint8)
@@ -145,7 +150,7 @@ class _Evidence:
     barrier: np.ndarray
 
 
-class StudioSegmenter:
+class GraphCutSegmenter:
     """Cut a product out of a studio-style photo without any model weights.
 
     Args:
@@ -153,7 +158,7 @@ class StudioSegmenter:
         grabcut_iterations: iterations of ``cv2.grabCut``; 0 skips the graph cut.
     """
 
-    name = "studio"
+    name = "graphcut"
     version = VERSION
 
     def __init__(self, *, work_pixels: int = 160_000, grabcut_iterations: int = 2) -> None:
