@@ -19,7 +19,7 @@ from brand.services import brand_kit_snapshot, palette_rgb, preset_snapshot, wor
 from catalog.files import delete_files, photo_dir
 from catalog.jobs import ACTIVE_JOB_STATUSES, job_cancel
 from catalog.models import JobKind, PhotoJob, Product, ProductPhoto, User, Workspace
-from catalog.services import PhotoUploadResult, job_enqueue, photo_upload
+from catalog.services import PhotoUploadResult, job_enqueue, photo_delete, photo_upload
 from generation.compose import AS_PHOTO
 from generation.decoding import UploadRejected
 from generation.preflight import CHANNELS
@@ -44,6 +44,38 @@ def photo_add(*, workspace: Workspace, file: File, uploaded_by: User | None = No
     return photo_upload(
         workspace=workspace, file=file, uploaded_by=uploaded_by, product=product, then=lambda photo: cutout_request(photo=photo)
     )
+
+
+class PhotoHasAssets(Exception):
+    """Deleting this photo would delete generated images too; the caller must say so."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.message = (
+            f"This photo has {count} generated image(s). Delete them along with the photo "
+            "(delete_assets=true), or keep the photo."
+        )
+        super().__init__(self.message)
+
+
+def photo_remove(*, photo: ProductPhoto, delete_assets: bool = False) -> None:
+    """Delete a photo with everything made from it: cutout revisions, touch-up uploads,
+    generation jobs and (only when asked) their assets. Rows go in one transaction; their
+    files are removed once it has committed, so a failure leaves both in place."""
+    assets = list(Asset.objects.filter(photo=photo))
+    if assets and not delete_assets:
+        raise PhotoHasAssets(len(assets))
+    names = [f.name for asset in assets for f in (asset.file, asset.preview) if f]
+    names += [f.name for cutout in Cutout.objects.filter(photo=photo) for f in (cutout.cutout, cutout.mask) if f]
+    names += [job.params["mask"] for job in photo.jobs.filter(kind=JobKind.TOUCH_UP) if job.params.get("mask")]
+    with transaction.atomic():
+        # Assets and jobs protect the cutouts they were made from; they go first.
+        Asset.objects.filter(photo=photo).delete()
+        GenerationJob.objects.filter(photo=photo).delete()
+        Cutout.objects.filter(photo=photo).delete()
+        photo_delete(photo=photo)
+        transaction.on_commit(lambda: delete_files(names))
+    logger.info("studio.photo.removed", extra={"photo_id": photo.pk, "assets": len(assets), "files": len(names)})
 
 
 # Cutouts -----------------------------------------------------------------------------------

@@ -35,9 +35,28 @@ class Conflict(APIException):
 
 
 class PhotoViewSet(CatalogPhotoViewSet):
-    """The catalog's photos; an upload also queues the photo's cutout."""
+    """The catalog's photos; an upload also queues the photo's cutout, and a delete takes the
+    photo's cutouts (and, when asked, its generated images) along."""
 
     photo_upload = staticmethod(services.photo_add)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("delete_assets", bool, description="Also delete the images generated from this photo")],
+        responses={
+            204: None,
+            409: OpenApiResponse(ErrorSerializer, description="The photo has generated images and `delete_assets` was not set (code `photo_has_assets`)."),
+        },
+        description="Delete a photo with its cutout revisions and generation jobs. A photo with generated images "
+        "is deleted only with `?delete_assets=true`, which deletes those images too.",
+    )
+    def destroy(self, request, *args, **kwargs):
+        photo = self.get_object()
+        delete_assets = request.query_params.get("delete_assets", "").lower() in {"1", "true", "yes"}
+        try:
+            services.photo_remove(photo=photo, delete_assets=delete_assets)
+        except services.PhotoHasAssets as exc:
+            raise Conflict(exc.message, code="photo_has_assets") from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class CutoutViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
