@@ -1,7 +1,7 @@
 """Plot a backdrop-mini training loss curve (needs matplotlib, which the app does not).
 
-    python bench/backdrop_plot_loss.py generation/models/backdrop-mini/loss.csv \
-        generation/models/backdrop-mini/loss.png
+    python bench/backdrop_plot_loss.py generation/weights/backdrop-mini/loss.csv \
+        generation/weights/backdrop-mini/loss.png
 """
 
 from __future__ import annotations

@@ -40,10 +40,10 @@ from scipy import linalg
 
 from generation.backdrop.model import build_unet, sampling_scheduler
 from generation.backdrop.pipeline import BackdropPipeline
-from generation.backdrop.presets import PRESET_NAMES
+from generation.backdrop.styles import STYLE_NAMES
 from generation.backdrop.resample import add_grain_and_quantize
 from generation.backdrop.scenes import render_scene, shadow_bands
-from generation.registry import load_pipeline
+from generation.registry import load_scene_backend
 
 HELD_OUT_SEED = 2_000_000_000
 OTHER_REFERENCE_SEED = 2_100_000_000
@@ -106,7 +106,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     methods = {
-        "backdrop-mini": load_pipeline("backdrop-mini"),
+        "backdrop-mini": load_scene_backend("backdrop-mini").pipeline,
         "random weights": BackdropPipeline(build_unet(32, "base"), sampling_scheduler(), resolution=32),
     }
     names = ["backdrop-mini", "random weights", "flat grey", "references, other seeds",
@@ -117,9 +117,9 @@ def main() -> None:
     size = (args.size, args.size)
     start = time.time()
     for i in range(args.n):
-        preset = PRESET_NAMES[i % len(PRESET_NAMES)]
-        ref = render_scene(HELD_OUT_SEED + i, size, preset=preset)
-        other = render_scene(OTHER_REFERENCE_SEED + i, size, preset=preset)
+        preset = STYLE_NAMES[i % len(STYLE_NAMES)]
+        ref = render_scene(HELD_OUT_SEED + i, size, style=preset)
+        other = render_scene(OTHER_REFERENCE_SEED + i, size, style=preset)
         grain_rng = np.random.default_rng([i, 7])
         product = add_grain_and_quantize(ref.image, np.random.default_rng([i, 8]), sigma=0)
         images = {
@@ -169,7 +169,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name in names + ["reference"]:
         r = results[name]
-        sfd = [f"{r[k]:.1f}" if k in r else "0 (itself)" for k in ("sfd", "sfd_colour", "sfd_structure")]
+        # The references against themselves: 0 by definition, not a measurement.
+        sfd = [f"{r[k]:.1f}" if k in r else "—" for k in ("sfd", "sfd_colour", "sfd_structure")]
         print(f"| {name} | {' | '.join(sfd)} | {r['palette_delta_e']:.1f} | {100 * r['shadow_rate']:.0f} % of {r['shadow_n']} |")
     if args.json:
         with open(args.json, "w") as f:

@@ -1,6 +1,6 @@
 """Sample grids of backdrop-mini, one PNG per preset, for the model card.
 
-    .venv/bin/python bench/backdrop_samples.py --out generation/models/backdrop-mini/samples
+    .venv/bin/python bench/backdrop_samples.py --out generation/weights/backdrop-mini/samples
 
 Each grid has four held-out silhouettes and palettes (columns) and three rows:
 1. the procedural reference scene for that silhouette and palette;
@@ -18,10 +18,10 @@ import numpy as np
 import PIL.Image
 import torch
 
-from generation.backdrop.presets import PRESET_NAMES
+from generation.backdrop.styles import STYLE_NAMES
 from generation.backdrop.resample import add_grain_and_quantize
 from generation.backdrop.scenes import render_scene
-from generation.registry import load_pipeline
+from generation.registry import load_scene_backend
 
 HELD_OUT_SEED = 2_000_000_000
 
@@ -35,13 +35,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    pipe = load_pipeline("backdrop-mini")
+    pipe = load_scene_backend("backdrop-mini").pipeline
     size = (args.tile, args.tile)
-    for p, preset in enumerate(PRESET_NAMES):
+    for p, preset in enumerate(STYLE_NAMES):
         rows: list[list[np.ndarray]] = [[], [], []]
         for k in range(4):
             seed = HELD_OUT_SEED + 500 + 10 * p + k
-            ref = render_scene(seed, size, preset=preset)
+            ref = render_scene(seed, size, style=preset)
             product = add_grain_and_quantize(ref.image, np.random.default_rng([seed, 7]))
             rows[0].append(product)
             for row, texture in ((1, False), (2, True)):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from generation.backdrop.scenes import render_scene
-from generation.registry import load_pipeline
+from generation.registry import load_scene_backend
 
 HELD_OUT_SEED = 2_000_000_000
 
@@ -30,10 +30,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    pipe = load_pipeline("backdrop-mini")
+    pipe = load_scene_backend("backdrop-mini").pipeline
     times: dict[str, list[float]] = {}
     for preset in ("studio-colour", "marble", "linen"):
-        scene = render_scene(HELD_OUT_SEED, (args.size, args.size), preset=preset)
+        scene = render_scene(HELD_OUT_SEED, (args.size, args.size), style=preset)
         product = np.rint(scene.image * 255).astype(np.uint8)
         seeds = list(range(args.variants))
         pipe(product, scene.mask, preset, scene.palette, seeds=seeds, num_inference_steps=args.steps)  # warm-up

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from generation.decoding import decode_mask_png  # noqa: E402
+from generation.provenance import PNG_COMPRESS_LEVEL  # noqa: E402
 from generation.segmentation import SegmentationResult, cutout_rgba, lock_mask_image  # noqa: E402
 from generation.segmentation.base import result_from_alpha  # noqa: E402
 from generation.segmentation.touch_up import touch_up  # noqa: E402
@@ -86,8 +87,8 @@ def make_inputs(width: int, height: int, folder: Path) -> dict:
     upload[brushed, :3] = 255
 
     (folder / "working.png").write_bytes(_png(Image.fromarray(photo), 1))  # as the upload stores it
-    (folder / "cutout.png").write_bytes(_png(cutout_rgba(base), 3))
-    (folder / "mask.png").write_bytes(_png(lock_mask_image(base), 3))
+    (folder / "cutout.png").write_bytes(_png(cutout_rgba(base), PNG_COMPRESS_LEVEL))
+    (folder / "mask.png").write_bytes(_png(lock_mask_image(base), PNG_COMPRESS_LEVEL))
     (folder / "upload.png").write_bytes(_png(Image.fromarray(upload, "RGBA"), 6))  # a browser's default level
     return {"added": int((brushed & ~base.mask).sum()), "removed": int((base.mask & ~brushed).sum()), "locked": int(brushed.sum())}
 
@@ -122,8 +123,8 @@ def run_once(data: dict[str, bytes], size: tuple[int, int]) -> tuple[dict[str, f
     del previous, image, mask
 
     t = time.perf_counter()
-    _png(cutout_rgba(result), 3)
-    _png(lock_mask_image(result), 3)
+    _png(cutout_rgba(result), PNG_COMPRESS_LEVEL)
+    _png(lock_mask_image(result), PNG_COMPRESS_LEVEL)
     hashlib.sha256(result.mask.tobytes()).hexdigest()
     times["encode_revision"] = time.perf_counter() - t
     times["total"] = sum(times.values())

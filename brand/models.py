@@ -6,12 +6,10 @@ from django.db import models
 from django.db.models import Q
 
 from catalog.models import Workspace
+from generation.pipelines.base import SCHEDULERS
 
-
-class SchedulerName(models.TextChoices):
-    EULER = "euler", "Euler"
-    DDIM = "ddim", "DDIM"
-    DPMPP = "dpmpp", "DPM++ 2M"
+#: The engine's scheduler names; which of them a preset may use depends on its model's backend.
+SchedulerName = models.TextChoices("SchedulerName", [(name.upper(), (name, title)) for name, title in SCHEDULERS.items()])
 
 
 class BrandKit(models.Model):

@@ -15,14 +15,19 @@ from django.utils.text import slugify
 from PIL import Image
 
 from catalog.models import Workspace
-from generation.backdrop.presets import DEFAULT_PALETTE as BACKDROP_DEFAULT_PALETTE
+from generation.backdrop.styles import DEFAULT_PALETTE as BACKDROP_DEFAULT_PALETTE
+from generation.backdrop.styles import STYLE_NAMES
+from generation.pipelines.base import SamplingRules
+from generation.registry import MODELS, get_backend
 
-from .models import BrandKit, LoraAdapter, SchedulerName, ScenePreset
+from .models import BrandKit, LoraAdapter, ScenePreset
 
 HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 _KIT_FIELDS = ("name", "palette", "prompt_fragment", "default_negative_prompt", "banned_terms", "default_channels", "is_default")
 _PRESET_FIELDS = ("name", "slug", "model", "style", "prompt", "negative_prompt", "scheduler", "steps", "guidance", "strength", "is_default")
+#: What a preset's model samples with; each backend's rules say what it accepts.
+_SAMPLING_FIELDS = ("scheduler", "steps", "guidance", "strength")
 
 
 def _check_palette(palette) -> list[str]:
@@ -104,24 +109,43 @@ def _is_safetensors(data: bytes) -> bool:
 
 
 def preset_create(*, workspace: Workspace, name: str, **fields) -> ScenePreset:
+    """A new scene preset. Sampling settings it does not give are its model's defaults (the
+    bundled model's, when it names no model); the model must be able to do what it asks."""
     fields.setdefault("slug", slugify(name))
     fields["name"] = name
-    _check_preset(fields)
+    fields.setdefault("model", ScenePreset._meta.get_field("model").default)
+    rules = _model_rules(fields["model"])
+    for field in _SAMPLING_FIELDS:
+        fields.setdefault(field, getattr(rules, field))
+    _check_sampling(rules, fields)
+    _check_style(fields["model"], fields.get("style", ""))
     return _save_versioned(ScenePreset(workspace=workspace), fields, _PRESET_FIELDS, unique_message=f"A preset '{fields['slug']}' already exists.")
 
 
 def preset_update(*, preset: ScenePreset, **fields) -> ScenePreset:
-    _check_preset(fields)
+    """Change a preset; what it will sample with (the stored values with these changes) must
+    suit its model, so a new model is checked against the stored scheduler and guidance."""
+    merged = {field: getattr(preset, field) for field in ("model", *_SAMPLING_FIELDS)} | fields
+    _check_sampling(_model_rules(merged["model"]), merged)
+    _check_style(merged["model"], fields.get("style", preset.style))
     return _save_versioned(preset, fields, _PRESET_FIELDS, unique_message="Another preset already uses that slug.")
 
 
-def _check_preset(fields: dict) -> None:
-    from generation.registry import MODELS
+def _model_rules(model: str) -> SamplingRules:
+    if model not in MODELS:
+        raise ValidationError({"model": f"Unknown model '{model}'. Known: {', '.join(MODELS)}."})
+    return get_backend(MODELS[model].backend).rules
 
-    if "model" in fields and fields["model"] not in MODELS:
-        raise ValidationError({"model": f"Unknown model '{fields['model']}'. Known: {', '.join(MODELS)}."})
-    if "scheduler" in fields and fields["scheduler"] not in SchedulerName.values:
-        raise ValidationError({"scheduler": f"Scheduler must be one of {', '.join(SchedulerName.values)}."})
+
+def _check_style(model: str, style: str) -> None:
+    # Only the bundled model draws named styles; the diffusion models read the prompt.
+    if style and MODELS[model].backend == "backdrop" and style not in STYLE_NAMES:
+        raise ValidationError({"style": f"backdrop-mini has no style '{style}'. Choose one of: {', '.join(STYLE_NAMES)}."})
+
+
+def _check_sampling(rules: SamplingRules, values: dict) -> None:
+    if problems := rules.problems(**{field: values[field] for field in _SAMPLING_FIELDS}):
+        raise ValidationError(problems)
 
 
 def preset_thumbnail_set(*, preset: ScenePreset, image: Image.Image) -> None:
@@ -181,7 +205,7 @@ def workspace_defaults_ensure(*, workspace: Workspace) -> None:
                 continue
             preset = preset_create(
                 workspace=workspace, name=name, slug=style, model="backdrop-mini", style=style, prompt=prompt,
-                scheduler=SchedulerName.DDIM, steps=20, guidance=1.0, is_default=index == 0,
+                is_default=index == 0,
             )
             preset_thumbnail_set(preset=preset, image=_preset_thumbnail(style))
 
@@ -194,5 +218,5 @@ def _preset_thumbnail(style: str) -> Image.Image:
     from generation.backdrop.scenes import render_scene
 
     palette = np.array(BACKDROP_DEFAULT_PALETTE, np.float32) / 255.0
-    scene = render_scene(seed=7, size=(192, 192), preset=style, palette=palette)
+    scene = render_scene(seed=7, size=(192, 192), style=style, palette=palette)
     return Image.fromarray(np.clip(np.rint(scene.image * 255), 0, 255).astype("uint8"))

@@ -1,4 +1,5 @@
-"""Prompt assembly from a preset, a brand kit and the merchant's own words."""
+"""Prompt assembly from a scene preset, a brand kit and the merchant's own words (each
+as the plain snapshot a generation plan keeps)."""
 from __future__ import annotations
 
 import re

@@ -1,19 +1,88 @@
-"""The scene models Vitrine knows: name → backend → local folder.
+"""The scene backends and models Vitrine knows, and the one place a model is loaded.
 
-Models are only ever loaded from a local folder (users may run offline). The folder root is
-``$VITRINE_MODELS_DIR`` when set, else ``generation/weights/`` in the repository, where the
-bundled backdrop-mini ships. Backends are imported lazily so that reading the registry never
-imports torch.
+A *backend* is a kind of scene model: its code, the sampling settings it accepts
+(:class:`~generation.pipelines.base.SamplingRules`) and the size it was trained at. A *model*
+is a folder of weights for one backend, under the models root: ``$VITRINE_MODELS_DIR`` when
+set, else ``generation/weights/`` in the repository, where the bundled backdrop-mini ships.
+Models are only ever loaded from a local folder (users may run offline).
+
+Reading the registry never imports torch (the web process checks presets against it): a
+backend's code is imported when a model is loaded.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from generation.pipelines.base import SCHEDULERS, SamplingRules, SceneBackend
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A kind of scene model: ``implementation`` (``"module:Class"``) loads its folders."""
+
+    name: str
+    implementation: str
+    rules: SamplingRules
+    #: Pixels the backend was trained at: scenes are made at the canvas's aspect and this
+    #: area, then resized to the canvas. ``None``: it works at any size.
+    native_pixels: int | None = None
+
+    def backend_class(self) -> type:
+        """The class (imported now) whose ``from_folder(path, device=...)`` loads a model."""
+        module, _, name = self.implementation.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+#: Noise-prediction diffusion models take every scheduler the engine names.
+_DIFFUSION_SCHEDULERS = tuple(SCHEDULERS)
+
+BACKENDS: dict[str, BackendSpec] = {
+    spec.name: spec
+    for spec in (
+        # Trained and tested with DDIM only; it has no text conditioning to guide, and always
+        # paints the whole scene around the product.
+        BackendSpec(
+            name="backdrop", implementation="generation.backdrop.backend:BackdropBackend",
+            rules=SamplingRules(
+                title="backdrop-mini", schedulers=("ddim",), scheduler="ddim", steps=20, guidance=1.0,
+                guidance_range=(1.0, 1.0), strength_range=(1.0, 1.0),
+            ),
+        ),
+        BackendSpec(
+            name="sd-inpaint", implementation="generation.pipelines.sd_inpaint:StableDiffusionInpaintBackend",
+            rules=SamplingRules(
+                title="Stable Diffusion inpainting", schedulers=_DIFFUSION_SCHEDULERS, scheduler="euler",
+                steps=30, guidance=7.0,
+            ),
+            native_pixels=512 * 512,
+        ),
+        BackendSpec(
+            name="sdxl-inpaint", implementation="generation.pipelines.sdxl_inpaint:StableDiffusionXLInpaintBackend",
+            rules=SamplingRules(
+                title="SDXL inpainting", schedulers=_DIFFUSION_SCHEDULERS, scheduler="euler", steps=30, guidance=7.0,
+            ),
+            native_pixels=1024 * 1024,
+        ),
+        # Flow matching: only the flow-matching Euler scheduler applies. Guidance-distilled:
+        # its guidance is embedded (the model card uses 30) and it has no negative prompt.
+        BackendSpec(
+            name="flux-fill", implementation="generation.pipelines.flux_fill:FluxFillBackend",
+            rules=SamplingRules(
+                title="FLUX.1 Fill", schedulers=("euler",), scheduler="euler", steps=28, guidance=30.0,
+                guidance_range=(10.0, 100.0), guidance_kind="embedded guidance",
+                guidance_note="Stable Diffusion's classifier-free guidance values (around 7) do not carry over.",
+            ),
+            native_pixels=1024 * 1024,
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -63,36 +132,46 @@ def get_model(name: str) -> ModelSpec:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}") from None
 
 
-def load_pipeline(name: str) -> Any:
-    """Load the named model's pipeline from its local folder."""
+def get_backend(name: str) -> BackendSpec:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise KeyError(f"unknown scene backend {name!r}; known: {', '.join(sorted(BACKENDS))}") from None
+
+
+_loaded: dict[tuple[str, str, str | None], SceneBackend] = {}
+# Two threads asking for the same model at once must not load it twice (GPU memory), so loads
+# happen under the lock; a model already loaded is handed out without waiting for it.
+_loading = threading.Lock()
+
+
+def load_scene_backend(name: str, *, device: str | None = None) -> SceneBackend:
+    """The named model as a scene backend, loaded once per process and reused: a worker keeps
+    its models warm across tasks.
+
+    Keyed by ``(name, resolved folder, device)``; ``device=None`` is the backend's own choice
+    (CUDA when available for the diffusers backends, CPU for backdrop-mini). A failed load is
+    not cached.
+
+    Raises:
+        KeyError: unknown model name.
+        FileNotFoundError: the model's folder is missing; the message names the folder and
+            how to get it.
+    """
     spec = get_model(name)
-    if not spec.path.is_dir():
-        raise FileNotFoundError(f"model {name!r} expects its files in {spec.path}")
-    if spec.backend == "backdrop":
-        from generation.backdrop.pipeline import BackdropPipeline
+    key = (name, str(spec.path.resolve()), device)
+    if (backend := _loaded.get(key)) is not None:
+        return backend
+    with _loading:
+        if key not in _loaded:
+            if not spec.path.is_dir():
+                how = f"run `python manage.py models pull {name}` where the machine is online" if spec.source else "reinstall Vitrine"
+                raise FileNotFoundError(f"model {name!r} expects its files in {spec.path}; {how}")
+            _loaded[key] = get_backend(spec.backend).backend_class().from_folder(spec.path, device=device)
+        return _loaded[key]
 
-        return BackdropPipeline.from_pretrained(spec.path)
-    raise ValueError(f"model {name!r} has unknown backend {spec.backend!r}")
 
-
-_loaded: dict[tuple[str, str], Any] = {}
-
-
-def load_scene_backend(name: str) -> Any:
-    """The named model as a scene backend (generation.pipelines.base.SceneBackend), loaded
-    once per process and reused: a worker keeps its models warm across tasks."""
-    spec = get_model(name)
-    key = (name, str(spec.path))
-    if key not in _loaded:
-        if not spec.path.is_dir():
-            how = f"run `python manage.py models pull {name}` where the machine is online" if spec.source else "reinstall Vitrine"
-            raise FileNotFoundError(f"model {name!r} expects its files in {spec.path}; {how}")
-        if spec.backend == "backdrop":
-            from generation.backdrop.backend import BackdropBackend
-
-            _loaded[key] = BackdropBackend.from_folder(spec.path)
-        else:
-            from generation.pipelines import load_backend
-
-            _loaded[key] = load_backend(spec.backend, spec.path)
-    return _loaded[key]
+def clear_cache() -> None:
+    """Forget every loaded model (tests; or to free memory)."""
+    with _loading:
+        _loaded.clear()

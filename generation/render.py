@@ -19,9 +19,7 @@ from generation.compose import AS_PHOTO, compose, fill_for, fit_transform
 from generation.lock import LockCertificate, ProductLayer, Transform, place_layer, verify_lock
 from generation.preflight import ChannelSpec, get_channel
 from generation.provenance import decode_png, encode_png, xmp_packet
-
-#: Megapixels each diffusion backend was trained at; scenes are made there, then resized.
-NATIVE_PIXELS = {"sd-inpaint": 512 * 512, "sdxl-inpaint": 1024 * 1024, "flux-fill": 1024 * 1024}
+from generation.registry import BACKENDS
 #: Marketplace main images have no fixed size; this is the common upload size.
 WHITE_CANVAS = (2000, 2000)
 #: Threads that finish scenes (at most one per core; each holds a canvas-sized image or two).
@@ -89,7 +87,7 @@ MAX_MEGAPIXELS = 20.0
 
 
 def channel_spec(name: str) -> ChannelSpec:
-    """A channel preset by name, "as-photo", or a custom canvas "WIDTHxHEIGHT"."""
+    """A channel by name, "as-photo", or a custom canvas "WIDTHxHEIGHT"."""
     if name == AS_PHOTO.name:
         return AS_PHOTO
     if match := CUSTOM_SIZE.fullmatch(name):
@@ -110,8 +108,11 @@ def channel_canvas(spec: ChannelSpec, photo_size: tuple[int, int]) -> tuple[int,
 
 def native_size(backend: str, canvas: tuple[int, int]) -> tuple[int, int]:
     """The size the backend makes a scene at for this canvas: the canvas's aspect at the
-    backend's training resolution, in multiples of 64 (the bundled model works at any size)."""
-    pixels = NATIVE_PIXELS.get(backend)
+    backend's training resolution (its ``native_pixels`` in the registry), in multiples of 64.
+    Backends that work at any size (the bundled model; `stage`'s plain backdrop, which is not
+    in the registry) make it at the canvas's own size."""
+    spec = BACKENDS.get(backend)
+    pixels = spec.native_pixels if spec is not None else None
     if pixels is None:
         return canvas
     w, h = canvas
@@ -168,7 +169,7 @@ def render(
                 request = SceneRequest(
                     image=init, mask=placed.mask, prompt=plan.prompt, negative_prompt=plan.negative_prompt,
                     seeds=plan.seeds, steps=plan.steps, guidance=plan.guidance, strength=plan.strength,
-                    scheduler=plan.scheduler, preset=plan.style, palette=plan.palette,
+                    scheduler=plan.scheduler, style=plan.style, palette=plan.palette,
                     loras=tuple(_lora_spec(lora) for lora in plan.loras),
                 )
                 offset = done_steps

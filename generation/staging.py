@@ -18,31 +18,26 @@ from PIL import Image
 from generation.decoding import validate_image
 from generation.compose import AS_PHOTO
 from generation.lock import ProductLayer, backdrop_fill, estimate_backdrop_color
-from generation.pipelines.base import SceneRequest, check_request
+from generation.pipelines.base import SamplingRules, SceneRequest, check_request
 from generation.prompts import build_prompts
 from generation.provenance import PNG_COMPRESS_LEVEL
-from generation.registry import get_model, load_scene_backend
+from generation.registry import get_backend, get_model, load_scene_backend
 from generation.render import RenderPlan, render
-from generation.segmentation import Segmenter, cutout_rgba, lock_mask_image
+from generation.segmentation import DEFAULT_SEGMENTER, Segmenter, cutout_rgba, lock_mask_image
 
 # The stage command reads any photo the upload rules accept, at full size.
 STAGE_MAX_BYTES = 500 * 1024 * 1024
 STAGE_MAX_PIXELS = 200_000_000
-#: Sampling defaults per backend when the command line does not say.
-BACKEND_DEFAULTS = {
-    "none": {"scheduler": "ddim", "steps": 1, "guidance": 1.0},
-    "backdrop": {"scheduler": "ddim", "steps": 20, "guidance": 1.0},
-    "sd-inpaint": {"scheduler": "euler", "steps": 30, "guidance": 7.0},
-    "sdxl-inpaint": {"scheduler": "euler", "steps": 30, "guidance": 7.0},
-    "flux-fill": {"scheduler": "euler", "steps": 28, "guidance": 30.0},
-}
 
 
 @dataclass(frozen=True)
 class StageOptions:
-    segmenter: str = "studio"
+    """What `manage.py stage` was asked for. ``style`` (the command's ``--preset``) is the
+    bundled model's scene class, and words in the prompt for every model."""
+
+    segmenter: str = DEFAULT_SEGMENTER
     model: str = "backdrop-mini"
-    preset: str | None = None
+    style: str | None = None
     prompt: str | None = None
     variants: int = 1
     seed: int = 0
@@ -51,15 +46,20 @@ class StageOptions:
 
 
 class PlainBackdrop:
-    """model "none": the lock compositor's own fill, a plain backdrop in one colour."""
+    """model "none": the lock compositor's own fill, a plain backdrop in one colour. It is not
+    in the registry (no folder to load); its rules say it samples nothing."""
 
     name = "none"
+    rules = SamplingRules(
+        title="The plain backdrop", schedulers=("ddim",), scheduler="ddim", steps=1, guidance=1.0,
+        guidance_range=(1.0, 1.0), strength_range=(1.0, 1.0),
+    )
 
     def __init__(self, colour: tuple[int, int, int]):
         self.colour = colour
 
     def generate(self, request: SceneRequest, *, callback=None) -> list[np.ndarray]:
-        check_request(request, schedulers=("ddim",))
+        check_request(request, self.rules)
         h, w = request.mask.shape
         return [backdrop_fill(size=(w, h), color=self.colour) for _ in request.seeds]
 
@@ -79,9 +79,9 @@ def decode_photo(path: Path) -> np.ndarray:
 
 def stage_plan(options: StageOptions) -> RenderPlan:
     backend = "none" if options.model == "none" else get_model(options.model).backend
-    defaults = BACKEND_DEFAULTS[backend]
-    preset = {"prompt": f"{options.preset.replace('-', ' ')} product photography scene" if options.preset else "studio product photography scene"}
-    prompt, negative = build_prompts(preset=preset, brand_kit={}, user_prompt=options.prompt or "", banned_terms=[])
+    rules = PlainBackdrop.rules if backend == "none" else get_backend(backend).rules
+    scene = {"prompt": f"{options.style.replace('-', ' ')} product photography scene" if options.style else "studio product photography scene"}
+    prompt, negative = build_prompts(preset=scene, brand_kit={}, user_prompt=options.prompt or "", banned_terms=[])
     if options.size is not None:
         channel = f"{options.size[0]}x{options.size[1]}"
         if options.channel:
@@ -91,8 +91,8 @@ def stage_plan(options: StageOptions) -> RenderPlan:
     return RenderPlan(
         model=options.model, backend=backend, prompt=prompt, negative_prompt=negative or "text, watermark, blurry",
         seeds=tuple(options.seed + k for k in range(options.variants)), channels=(channel,),
-        steps=defaults["steps"], guidance=defaults["guidance"], strength=1.0, scheduler=defaults["scheduler"],
-        style=options.preset if backend == "backdrop" else None,
+        steps=rules.steps, guidance=rules.guidance, strength=rules.strength, scheduler=rules.scheduler,
+        style=options.style if backend == "backdrop" else None,
     )
 
 

@@ -26,6 +26,7 @@ from catalog.models import JobKind, PhotoJob, ProductPhoto, User
 from generation.decoding import UploadRejected, decode_mask_png
 from generation.lock import ProductLayer
 from generation.pipelines.base import GenerationCancelled, OutOfMemory
+from generation.provenance import PNG_COMPRESS_LEVEL
 from generation.registry import load_scene_backend
 from generation.render import LoraRef, RenderedAsset, RenderPlan, render
 from generation.segmentation import SegmentationError, SegmentationResult, cutout_rgba, get_segmenter, lock_mask_image
@@ -110,7 +111,7 @@ def touch_up_upload_discard(*, job_id: int) -> None:
 
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=3)
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 

@@ -7,17 +7,18 @@ from pathlib import Path
 import numpy as np
 
 from generation.pipelines.base import SceneRequest, StepCallback, check_request
+from generation.registry import get_backend
 
 from .pipeline import BackdropPipeline
-from .presets import DEFAULT_PALETTE, PRESET_NAMES
-
+from .styles import DEFAULT_PALETTE, STYLE_NAMES
 
 
 class BackdropBackend:
-    """The bundled CPU model. DDIM is its only sampler (it was trained and tested with it)."""
+    """The bundled CPU model. Its sampling rules (DDIM only: it was trained and tested with
+    it) are the ``backdrop`` backend's in :data:`generation.registry.BACKENDS`."""
 
     name = "backdrop-mini"
-    schedulers = ("ddim",)
+    rules = get_backend("backdrop").rules
 
     def __init__(self, pipeline: BackdropPipeline, folder: Path):
         self.pipeline = pipeline
@@ -28,19 +29,21 @@ class BackdropBackend:
         }
 
     @classmethod
-    def from_folder(cls, folder: str | Path) -> BackdropBackend:
+    def from_folder(cls, folder: str | Path, device: str | None = None) -> BackdropBackend:
+        """Load the model folder (``backdrop.json``, ``unet/``, ``scheduler/``); CPU only."""
+        if device not in (None, "cpu"):
+            raise ValueError(f"backdrop-mini runs on the CPU only, not on {device!r}")
         folder = Path(folder)
         if not (folder / "backdrop.json").is_file():
             raise FileNotFoundError(f"no backdrop-mini model in {folder} (backdrop.json is missing)")
         return cls(BackdropPipeline.from_pretrained(folder), folder)
 
     def generate(self, request: SceneRequest, *, callback: StepCallback | None = None) -> list[np.ndarray]:
-        check_request(request, schedulers=self.schedulers)
-        preset = request.preset or PRESET_NAMES[0]
+        check_request(request, self.rules)
         output = self.pipeline(
             image=request.image,
             mask=request.mask,
-            preset=preset,
+            style=request.style or STYLE_NAMES[0],
             palette=request.palette or DEFAULT_PALETTE,
             seeds=request.seeds,
             num_inference_steps=request.steps,

@@ -2,7 +2,7 @@
 
 Input channels, in order: the noisy image (3), the known-region mask (1, 1 = product), the
 known pixels (3, zero outside the mask) and the brand palette as nine constant channels
-(three RGB colours). The preset is a class label (``num_class_embeds``) added to the timestep
+(three RGB colours). The style is a class label (``num_class_embeds``) added to the timestep
 embedding. All pixel values are in [-1, 1]. The network predicts v (v-prediction).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
-from .presets import PRESET_NAMES
+from .styles import STYLE_NAMES
 
 IMAGE_CHANNELS = 3
 IN_CHANNELS = 3 + 1 + 3 + 9
@@ -53,7 +53,7 @@ def unet_config(resolution: int = 32, size: str = "base") -> dict[str, Any]:
         "up_block_types": up,
         "attention_head_dim": attn_heads,
         "norm_num_groups": groups,
-        "num_class_embeds": len(PRESET_NAMES),
+        "num_class_embeds": len(STYLE_NAMES),
     }
 
 

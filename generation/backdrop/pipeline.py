@@ -16,7 +16,7 @@ from diffusers import DDIMScheduler, UNet2DModel
 from generation.pipelines.base import GenerationCancelled, StepCallback
 
 from .model import model_input
-from .presets import PRESET_NAMES, PRESETS, normalize_palette, preset_id
+from .styles import STYLE_NAMES, STYLES, normalize_palette, style_id
 from .resample import (
     add_grain_and_quantize,
     estimate_horizon,
@@ -48,9 +48,9 @@ class BackdropPipeline:
     """Inpaint a studio scene around a product with the backdrop-mini model.
 
     The network (a small pixel-space ``UNet2DModel``) samples the scene at its working
-    resolution (32 px short side) with DDIM, conditioned on the preset (class label) and the
+    resolution (32 px short side) with DDIM, conditioned on the style (class label) and the
     brand palette (input channels), the product's pixels held fixed at every step. The result is
-    upsampled smoothly, the preset's surface texture is drawn procedurally on top (the network
+    upsampled smoothly, the style's surface texture is drawn procedurally on top (the network
     is too small to draw veins or threads), film grain dithers it, and the caller's product
     pixels are composited back exactly.
 
@@ -67,19 +67,21 @@ class BackdropPipeline:
         """Load from a local model folder (``unet/``, ``scheduler/``, ``backdrop.json``)."""
         folder = Path(folder)
         meta = json.loads((folder / "backdrop.json").read_text())
-        if tuple(meta["presets"]) != PRESET_NAMES:
-            raise ValueError(f"{folder} was trained for presets {meta['presets']}, this code has {PRESET_NAMES}")
+        # "presets" is the key's name from before the word was "style"; kept so that model
+        # folders already exported still load.
+        if tuple(meta["presets"]) != STYLE_NAMES:
+            raise ValueError(f"{folder} was trained for styles {meta['presets']}, this code has {STYLE_NAMES}")
         unet = UNet2DModel.from_pretrained(folder / "unet")
         scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
         return cls(unet=unet, scheduler=scheduler, resolution=int(meta["resolution"]))
 
-    def check_inputs(self, image, mask, preset, palette, seeds, height, width, num_inference_steps) -> None:
+    def check_inputs(self, image, mask, style, palette, seeds, height, width, num_inference_steps) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
         if mask.shape != image.shape[:2]:
             raise ValueError(f"mask shape {mask.shape} does not match image {image.shape[:2]}")
-        if preset not in PRESET_NAMES:
-            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESET_NAMES)}")
+        if style not in STYLE_NAMES:
+            raise ValueError(f"unknown style {style!r}; known: {', '.join(STYLE_NAMES)}")
         normalize_palette(palette)  # raises with the reason
         if len(seeds) == 0:
             raise ValueError("need at least one seed")
@@ -93,7 +95,7 @@ class BackdropPipeline:
         self,
         image: np.ndarray | PIL.Image.Image,
         mask: np.ndarray | PIL.Image.Image,
-        preset: str,
+        style: str,
         palette: Sequence[Sequence[float]] | np.ndarray,
         seeds: Sequence[int] = (0,),
         height: int | None = None,
@@ -115,7 +117,7 @@ class BackdropPipeline:
         height = image.shape[0] if height is None else height
         width = image.shape[1] if width is None else width
         seeds = list(seeds)
-        self.check_inputs(image, mask, preset, palette, seeds, height, width, num_inference_steps)
+        self.check_inputs(image, mask, style, palette, seeds, height, width, num_inference_steps)
 
         # 1. The product layer at output size (the pixels that will be locked) and at working size.
         hard = mask > 0
@@ -125,13 +127,13 @@ class BackdropPipeline:
         wh, ww = working_size(height, width, self.resolution)
         known_lr, colour_lr = product_to_working(product_u8.astype(np.float32) / 255.0, hard, (wh, ww))
 
-        # 2. Conditioning: known pixels, mask, palette channels and the preset class, per variant.
+        # 2. Conditioning: known pixels, mask, palette channels and the style class, per variant.
         batch = len(seeds)
         pal = normalize_palette(palette)
         known = torch.from_numpy(colour_lr.transpose(2, 0, 1) * 2 - 1)[None].expand(batch, -1, -1, -1)
         known_mask = torch.from_numpy(known_lr.astype(np.float32))[None, None].expand(batch, -1, -1, -1)
         palette_t = torch.from_numpy(pal)[None].expand(batch, -1, -1)
-        labels = torch.full((batch,), preset_id(preset), dtype=torch.long)
+        labels = torch.full((batch,), style_id(style), dtype=torch.long)
         dtype = self.unet.dtype
 
         # 3. Initial noise, one generator per variant so a variant depends only on its seed.
@@ -158,7 +160,7 @@ class BackdropPipeline:
 
         # 5. Back to output resolution: fill behind the product, upsample, texture, grain.
         scenes = ((latents.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
-        spec = PRESETS[preset_id(preset)]
+        spec = STYLES[style_id(style)]
         images = []
         for scene, seed in zip(scenes, seeds):
             plate_lr = fill_behind(scene, known_lr)

@@ -1,7 +1,7 @@
 """Procedural studio scenes: the training data and the held-out references of backdrop-mini.
 
 A scene is fully determined by its seed: a backdrop (sweep, wall + floor, or table top) coloured
-from a brand palette through the preset's rules, soft light falloff and vignette from a light
+from a brand palette through the style's rules, soft light falloff and vignette from a light
 direction, a product silhouette (bottle, box, jar, shoe-like blob, rounded shape) with simple
 shading, and its contact shadow plus a cast shadow thrown away from the light.
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .presets import PRESETS, PRESET_NAMES, ScenePresetSpec, normalize_palette
+from .styles import STYLE_NAMES, STYLES, BackdropStyle, normalize_palette
 from .textures import apply_texture
 
 SHAPES = ("box", "bottle", "jar", "shoe", "round")
@@ -36,7 +36,7 @@ class Scene:
     background: np.ndarray  # (H, W, 3) backdrop + shadows, no product
     product: np.ndarray  # (H, W, 3) product colours (meaningful where coverage > 0)
     coverage: np.ndarray  # (H, W) anti-aliased product coverage
-    preset: str
+    style: str
     palette: np.ndarray  # (3, 3)
     horizon: float | None  # wall/floor boundary as a fraction of the height
     light_x: float  # -1 light from the left … +1 from the right
@@ -67,10 +67,10 @@ def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (1 - t) * a + t * b
 
 
-def _backdrop_colours(preset: ScenePresetSpec, pal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(top/wall colour, bottom/floor colour) for a preset and palette."""
+def _backdrop_colours(style: BackdropStyle, pal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(top/wall colour, bottom/floor colour) for a style and palette."""
     c1, c2, _ = pal
-    name = preset.name
+    name = style.name
     if name == "studio-white":
         return _mix(_WHITE, c1, 0.08), _mix(_WHITE, c2, 0.06)
     if name == "studio-colour":
@@ -194,19 +194,19 @@ def _shadows(cov: np.ndarray, yb: float, light_x: float, rng: np.random.Generato
 def render_scene(
     seed: int,
     size: tuple[int, int] = (64, 64),
-    preset: str | None = None,
+    style: str | None = None,
     palette=None,
     detail: bool = True,
 ) -> Scene:
     """Render the scene for ``seed`` at ``size`` = (height, width).
 
-    ``preset`` and ``palette`` default to ones drawn from the seed. ``detail=False`` leaves out
+    ``style`` and ``palette`` default to ones drawn from the seed. ``detail=False`` leaves out
     the surface texture: the low-frequency layer that the network is trained on.
     """
     h, w = size
     rng = np.random.default_rng(seed)
-    preset_name = preset if preset is not None else PRESET_NAMES[rng.integers(len(PRESETS))]
-    spec = PRESETS[PRESET_NAMES.index(preset_name)]
+    style_name = style if style is not None else STYLE_NAMES[rng.integers(len(STYLES))]
+    spec = STYLES[STYLE_NAMES.index(style_name)]
     pal = random_palette(rng) if palette is None else normalize_palette(palette)
     light_x = float(rng.uniform(-1, 1))
 
@@ -271,7 +271,7 @@ def render_scene(
         background=bg.astype(np.float32),
         product=colour.astype(np.float32),
         coverage=cov,
-        preset=preset_name,
+        style=style_name,
         palette=pal,
         horizon=horizon,
         light_x=light_x,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .presets import ScenePresetSpec
+from .styles import BackdropStyle
 
 
 def value_noise(h: int, w: int, cells: int, rng: np.random.Generator) -> np.ndarray:
@@ -136,22 +136,22 @@ def _apply_family(family: str, img: np.ndarray, palette: np.ndarray, rng: np.ran
 
 def apply_texture(
     img: np.ndarray,
-    preset: ScenePresetSpec,
+    style: BackdropStyle,
     palette: np.ndarray,
     rng: np.random.Generator,
     horizon: float | None,
 ) -> np.ndarray:
-    """Return ``img`` (H, W, 3 float in [0, 1]) with the preset's surface detail drawn on it.
+    """Return ``img`` (H, W, 3 float in [0, 1]) with the style's surface detail drawn on it.
 
     ``horizon`` is the wall/floor boundary as a fraction of the height (None for sweeps); the
     floor texture is drawn in perspective below it and blended over a few pixels so the
     horizon stays as soft as the image already has it.
     """
     h = img.shape[0]
-    wall = _apply_family(preset.wall_texture, img, palette, rng, None)
-    if preset.layout == "sweep" or horizon is None:
+    wall = _apply_family(style.wall_texture, img, palette, rng, None)
+    if style.layout == "sweep" or horizon is None:
         return np.clip(wall, 0, 1)
-    floor = _apply_family(preset.floor_texture, img, palette, rng, horizon)
+    floor = _apply_family(style.floor_texture, img, palette, rng, horizon)
     y = (np.arange(h, dtype=np.float32) + 0.5) / h
     blend = np.clip((y - horizon) / 0.01 + 0.5, 0, 1)[:, None, None]
     return np.clip(wall * (1 - blend) + floor * blend, 0, 1)

@@ -2,7 +2,9 @@
 
 Each backend module (``sd_inpaint``, ``sdxl_inpaint``, ``flux_fill``) is a small subclass of
 :class:`DiffusersInpaintBackend` that names its diffusers pipeline class, its dtype on CUDA,
-its schedulers and the keyword arguments its pipeline takes.
+its scheduler classes and the keyword arguments its pipeline takes. What a request may ask of
+each backend (schedulers, steps, guidance, strength) is its
+:class:`~generation.pipelines.base.SamplingRules` in :mod:`generation.registry`.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import torch  # noqa: E402
 
+from generation.registry import get_backend  # noqa: E402
+
 from .base import (  # noqa: E402
     GenerationCancelled,
     LoraSpec,
     OutOfMemory,
+    SamplingRules,
     SceneRequest,
     StepCallback,
     check_request,
@@ -78,19 +83,21 @@ class DiffusersInpaintBackend:
     ``generate`` runs numbered steps after :func:`check_request`: pad to the model's grid,
     select the scheduler and LoRA adapters, build one generator per seed, call the pipeline
     once for the whole batch, crop back to the request's size. The pipeline stays loaded
-    across requests (see :func:`generation.pipelines.load_backend`); scheduler and adapters are
+    across requests (see :func:`generation.registry.load_scene_backend`); scheduler and adapters are
     set on every request so that nothing from one request leaks into the next. One request at
     a time per backend: the pipeline's scheduler and adapters are shared state.
 
     Subclasses set ``name``, ``pipeline_class``, ``cuda_dtype``, ``denoiser`` (the attribute
-    that ``torch.compile`` compiles), ``schedulers`` and :meth:`pipeline_kwargs`.
+    that ``torch.compile`` compiles), ``schedulers`` and :meth:`pipeline_kwargs`; ``name`` is
+    the backend's name in :data:`generation.registry.BACKENDS`, whose rules it checks.
     """
 
     name: ClassVar[str]
     pipeline_class: ClassVar[type[diffusers.DiffusionPipeline]]
     cuda_dtype: ClassVar[torch.dtype] = torch.float16
     denoiser: ClassVar[str] = "unet"
-    #: request scheduler name → (diffusers scheduler class, config overrides)
+    #: request scheduler name → (diffusers scheduler class, config overrides); exactly the
+    #: names the backend's rules allow.
     schedulers: ClassVar[dict[str, tuple[type, dict[str, Any]]]] = {
         "euler": (diffusers.EulerDiscreteScheduler, {}),
         "ddim": (diffusers.DDIMScheduler, {}),
@@ -155,13 +162,13 @@ class DiffusersInpaintBackend:
         """One ``uint8 (H, W, 3)`` scene per seed, in seed order, at the request's size.
 
         Raises:
-            ValueError: a malformed request or an unsupported scheduler.
+            ValueError: a malformed request, or settings the backend's rules do not allow.
             GenerationCancelled: ``callback`` returned a true value.
             OutOfMemory: the accelerator ran out of memory.
             FileNotFoundError: a requested LoRA is missing.
         """
         # 1. Check inputs.
-        check_request(request, schedulers=tuple(self.schedulers))
+        check_request(request, self.rules)
         height, width = request.mask.shape
 
         # 2. Pad to the model's grid; the padding is generated and cropped away in step 7.
@@ -258,6 +265,10 @@ class DiffusersInpaintBackend:
             self.pipe.disable_lora()
 
     # -- facts ---------------------------------------------------------------------------
+
+    @property
+    def rules(self) -> SamplingRules:
+        return get_backend(self.name).rules
 
     @property
     def device(self) -> torch.device:

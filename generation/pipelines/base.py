@@ -19,6 +19,7 @@ __all__ = [
     "GenerationCancelled",
     "LoraSpec",
     "OutOfMemory",
+    "SamplingRules",
     "SceneBackend",
     "SceneRequest",
     "StepCallback",
@@ -28,9 +29,84 @@ __all__ = [
     "pad_to_multiple",
 ]
 
-#: Scheduler names a request may ask for. Each backend maps them onto diffusers classes and
-#: may support only some (flow-matching models have no DDIM).
-SCHEDULERS = ("euler", "ddim", "dpmpp")
+#: Scheduler names a request may ask for, with the title people know them by. Each backend's
+#: :class:`SamplingRules` allow some of them (flow-matching models have no DDIM), and each
+#: backend maps the ones it allows onto its own scheduler classes.
+SCHEDULERS: dict[str, str] = {"euler": "Euler", "ddim": "DDIM", "dpmpp": "DPM++ 2M"}
+
+
+@dataclass(frozen=True)
+class SamplingRules:
+    """What one scene backend accepts, and what it uses when nobody says.
+
+    Torch-free, so that the web process refuses a preset at save time with the same rules the
+    worker checks each request with. Ranges are inclusive, except that strength must be above
+    the low end (strength 0 would paint nothing); a range whose ends are equal fixes the value
+    (the backend does not use it).
+
+    Attributes:
+        title: how messages name the backend, e.g. ``"FLUX.1 Fill"``.
+        schedulers: the names of :data:`SCHEDULERS` the backend can sample with.
+        scheduler, steps, guidance, strength: the defaults.
+        guidance_kind: what ``guidance`` means to this backend, in words.
+        guidance_note: said after a guidance out of range, when the usual mistake needs a word.
+    """
+
+    title: str
+    schedulers: tuple[str, ...]
+    scheduler: str
+    steps: int
+    guidance: float
+    strength: float = 1.0
+    steps_range: tuple[int, int] = (1, 150)
+    guidance_range: tuple[float, float] = (1.0, 20.0)
+    strength_range: tuple[float, float] = (0.0, 1.0)
+    guidance_kind: str = "classifier-free guidance"
+    guidance_note: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.schedulers if name not in SCHEDULERS]
+        if unknown or not self.schedulers:
+            raise ValueError(f"{self.title}: schedulers must be some of {', '.join(SCHEDULERS)}, got {self.schedulers}")
+        defaults = self.problems(scheduler=self.scheduler, steps=self.steps, guidance=self.guidance, strength=self.strength)
+        if defaults:
+            raise ValueError(f"{self.title}: the defaults break the rules: {defaults}")
+
+    def problems(self, *, scheduler: str, steps: int, guidance: float, strength: float) -> dict[str, str]:
+        """``{field: what is wrong, in words a merchant can act on}``; empty when all is well."""
+        found = {}
+        if scheduler not in self.schedulers:
+            found["scheduler"] = self._scheduler_problem(scheduler)
+        low, high = self.steps_range
+        if not low <= steps <= high:
+            found["steps"] = (
+                f"{self.title} takes {low} to {high} steps ({self.steps} is typical); {steps} is outside that range."
+            )
+        low, high = self.guidance_range
+        if low == high and guidance != low:
+            found["guidance"] = f"{self.title} does not use guidance; leave it at {low:g} (it is {guidance:g})."
+        elif not low <= guidance <= high:
+            found["guidance"] = " ".join(filter(None, (
+                f"{self.title} uses {self.guidance_kind} between {low:g} and {high:g} ({self.guidance:g} is typical);"
+                f" {guidance:g} is outside that range.",
+                self.guidance_note,
+            )))
+        low, high = self.strength_range
+        if low == high and strength != low:
+            found["strength"] = f"{self.title} always paints the whole scene; leave strength at {low:g} (it is {strength:g})."
+        elif low != high and not low < strength <= high:
+            found["strength"] = (
+                f"{self.title} takes a strength above {low:g} and at most {high:g} ({high:g} repaints everything"
+                f" but the product); {strength:g} is outside that range."
+            )
+        return found
+
+    def _scheduler_problem(self, scheduler: str) -> str:
+        if scheduler not in SCHEDULERS:
+            return f"There is no scheduler called '{scheduler}'. Choose one of: {', '.join(self.schedulers)}."
+        if len(self.schedulers) == 1:
+            return f"{self.title} can only sample with {self.schedulers[0]}; choose it instead of {scheduler}."
+        return f"{self.title} can sample with {', '.join(self.schedulers)}; {scheduler} is not one of them."
 
 
 @dataclass(frozen=True)
@@ -52,8 +128,10 @@ class SceneRequest:
         mask: ``bool (H, W)``; ``True`` is the product (kept), everything else is generated.
         seeds: one variant per seed; the variants run as one batch, each with its own
             generator, so variant ``k`` is the same whether it ran alone or in a batch.
-        scheduler: ``"euler"``, ``"ddim"`` or ``"dpmpp"`` (DPM++ 2M).
-        preset, palette: used by the bundled model; diffusers backends ignore them.
+        steps, guidance, strength, scheduler: checked against the backend's
+            :class:`SamplingRules`; ``scheduler`` is a name in :data:`SCHEDULERS`.
+        style, palette: used by the bundled model (``style`` is its scene class, e.g.
+            ``"marble"``); diffusers backends ignore them.
     """
 
     image: np.ndarray
@@ -66,7 +144,7 @@ class SceneRequest:
     strength: float = 1.0
     scheduler: str = "euler"
     loras: tuple[LoraSpec, ...] = ()
-    preset: str | None = None
+    style: str | None = None
     palette: tuple[tuple[int, int, int], ...] = ()
 
 
@@ -89,9 +167,11 @@ class OutOfMemory(Exception):
 
 
 class SceneBackend(Protocol):
-    """A model that paints scenes around a placed product."""
+    """A model that paints scenes around a placed product; ``generate`` refuses a request its
+    ``rules`` do not allow (:func:`check_request`)."""
 
     name: str
+    rules: SamplingRules
 
     def generate(
         self, request: SceneRequest, *, callback: StepCallback | None = None
@@ -104,11 +184,8 @@ class SceneBackend(Protocol):
         ...
 
 
-def check_request(request: SceneRequest, *, schedulers: tuple[str, ...] = SCHEDULERS) -> None:
-    """Raise ``ValueError`` naming the first thing wrong with ``request``.
-
-    ``schedulers`` are the names this backend supports (a subset of :data:`SCHEDULERS`).
-    """
+def check_request(request: SceneRequest, rules: SamplingRules) -> None:
+    """Raise ``ValueError`` naming what is wrong with ``request`` for a backend with ``rules``."""
     image, mask = request.image, request.mask
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be a uint8 (H, W, 3) array, got {_describe_array(image)}")
@@ -120,14 +197,11 @@ def check_request(request: SceneRequest, *, schedulers: tuple[str, ...] = SCHEDU
         raise ValueError(f"image must be at least 8x8 pixels, got {image.shape[1]}x{image.shape[0]}")
     if not request.seeds:
         raise ValueError("seeds must name at least one seed (one variant per seed)")
-    if request.steps < 1:
-        raise ValueError(f"steps must be >= 1, got {request.steps}")
-    if not 0.0 < request.strength <= 1.0:
-        raise ValueError(f"strength must be in (0, 1], got {request.strength}")
-    if request.scheduler not in schedulers:
-        raise ValueError(
-            f"unknown scheduler {request.scheduler!r}; this backend supports: {', '.join(schedulers)}"
-        )
+    problems = rules.problems(
+        scheduler=request.scheduler, steps=request.steps, guidance=request.guidance, strength=request.strength
+    )
+    if problems:
+        raise ValueError(" ".join(problems.values()))
     names = [lora.name for lora in request.loras]
     if len(set(names)) != len(names):
         raise ValueError(f"LoRA names must be unique within a request, got {names}")

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from generation.backdrop.model import build_unet, model_input, sampling_scheduler, training_scheduler
-from generation.backdrop.presets import PRESET_NAMES, preset_id
+from generation.backdrop.styles import STYLE_NAMES, style_id
 from generation.backdrop.resample import product_to_working
 from generation.backdrop.scenes import render_scene
 
@@ -37,7 +37,7 @@ HELD_OUT_SEED_START = 2_000_000_000
 
 def training_example(seed: int, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """One example at working resolution: target (3, r, r) in [-1, 1], known mask (r, r),
-    palette (3, 3), preset id.
+    palette (3, 3), style id.
 
     Rendered at 2× and area-downsampled (anti-aliased shadows and silhouettes). The target is
     the backdrop everywhere outside the known mask and the product's mean colour inside it, so
@@ -49,7 +49,7 @@ def training_example(seed: int, resolution: int) -> tuple[np.ndarray, np.ndarray
     known, colour = product_to_working(scene.product, scene.coverage, size)
     bg = cv2.resize(scene.background, (resolution, resolution), interpolation=cv2.INTER_AREA)
     target = np.where(known[..., None], colour, bg)
-    return (target.transpose(2, 0, 1) * 2 - 1).astype(np.float32), known, scene.palette, preset_id(scene.preset)
+    return (target.transpose(2, 0, 1) * 2 - 1).astype(np.float32), known, scene.palette, style_id(scene.style)
 
 
 def make_batch(seeds: list[int], resolution: int) -> dict[str, torch.Tensor]:
@@ -58,7 +58,7 @@ def make_batch(seeds: list[int], resolution: int) -> dict[str, torch.Tensor]:
         "x0": torch.from_numpy(np.stack(xs)),
         "mask": torch.from_numpy(np.stack(ms)[:, None].astype(np.float32)),
         "palette": torch.from_numpy(np.stack(ps)),
-        "preset": torch.tensor(cs, dtype=torch.long),
+        "style": torch.tensor(cs, dtype=torch.long),
     }
 
 
@@ -68,7 +68,7 @@ def loss_on_batch(unet, scheduler, batch: dict[str, torch.Tensor], generator: to
     t = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator)
     noisy = scheduler.add_noise(x0, noise, t)
     target = scheduler.get_velocity(x0, noise, t)
-    pred = unet(model_input(noisy, mask, x0, batch["palette"]), t, class_labels=batch["preset"]).sample
+    pred = unet(model_input(noisy, mask, x0, batch["palette"]), t, class_labels=batch["style"]).sample
     gen = 1.0 - mask  # the product is given, not learned
     return (F.mse_loss(pred, target, reduction="none") * gen).sum() / (gen.sum() * 3).clamp(min=1.0)
 
@@ -92,7 +92,7 @@ def export_model(ema, out: Path, resolution: int, size: str, step: int, elapsed_
         "name": "backdrop-mini",
         "resolution": resolution,
         "model_size": size,
-        "presets": list(PRESET_NAMES),
+        "presets": list(STYLE_NAMES),  # the key BackdropPipeline.from_pretrained reads
         "train_steps": step,
         "train_seconds": round(elapsed_s, 1),
     }

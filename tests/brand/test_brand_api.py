@@ -2,17 +2,8 @@
 import pytest
 
 from brand.models import BrandKit, ScenePreset
-from brand.services import workspace_defaults_ensure
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def manager(membership):
-    membership.role = "brand_manager"
-    membership.save()
-    workspace_defaults_ensure(workspace=membership.workspace)
-    return membership
 
 
 def test_defaults_give_every_workspace_a_kit_and_the_bundled_presets(api, manager):

@@ -10,9 +10,10 @@ import torch
 
 from generation.backdrop.model import build_unet, sampling_scheduler
 from generation.backdrop.pipeline import BackdropPipeline, GenerationCancelled
-from generation.backdrop.presets import PRESET_NAMES, normalize_palette
 from generation.backdrop.scenes import render_scene, shadow_bands
-from generation.registry import get_model, load_pipeline, models_dir
+from generation.backdrop.styles import DEFAULT_PALETTE, STYLE_NAMES, normalize_palette
+from generation.pipelines.base import SceneRequest
+from generation.registry import clear_cache, get_model, load_scene_backend, models_dir
 from generation.training.backdrop import train
 
 RED = [[200, 40, 40], [170, 30, 30]]
@@ -32,7 +33,7 @@ def silhouette(size: int = 64) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def committed() -> BackdropPipeline:
-    return load_pipeline("backdrop-mini")
+    return load_scene_backend("backdrop-mini").pipeline
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_registry_points_at_committed_folder(monkeypatch, tmp_path):
     assert models_dir() == tmp_path
     assert spec.path == tmp_path / "backdrop-mini"
     with pytest.raises(FileNotFoundError):
-        load_pipeline("backdrop-mini")
+        load_scene_backend("backdrop-mini")
     with pytest.raises(KeyError):
         get_model("no-such-model")
 
@@ -72,11 +73,11 @@ def test_committed_model_generates_scene_around_product(committed):
     assert not np.any(np.all(arr[~mask] == (255, 0, 255), axis=-1))
 
 
-@pytest.mark.parametrize("preset", ["studio-colour", "pastel-sweep", "linen"])
-def test_palette_steers_backdrop_colour(committed, preset):
+@pytest.mark.parametrize("style", ["studio-colour", "pastel-sweep", "linen"])
+def test_palette_steers_backdrop_colour(committed, style):
     image, mask = silhouette(64)
-    red = committed(image, mask, preset, RED, seeds=[1, 2], num_inference_steps=12, texture=False).images
-    blue = committed(image, mask, preset, BLUE, seeds=[1, 2], num_inference_steps=12, texture=False).images
+    red = committed(image, mask, style, RED, seeds=[1, 2], num_inference_steps=12, texture=False).images
+    blue = committed(image, mask, style, BLUE, seeds=[1, 2], num_inference_steps=12, texture=False).images
     for r_img, b_img in zip(red, blue):
         r, b = backdrop_mean(r_img, mask), backdrop_mean(b_img, mask)
         # Red kit: red channel above blue; blue kit: the other way round.
@@ -147,14 +148,14 @@ def test_output_size_resizes_product_layer_and_locks_it(tiny):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"preset": "beach"}, "unknown preset"),
+        ({"style": "beach"}, "unknown style 'beach'; known: studio-white, studio-colour, marble"),
         ({"palette": [[1, 2, 3]]}, "2 or 3 RGB colours"),
         ({"seeds": []}, "at least one seed"),
     ],
 )
 def test_check_inputs_rejects(tiny, kwargs, message):
     image, mask = silhouette(32)
-    args = {"preset": "marble", "palette": RED, "seeds": [0]} | kwargs
+    args = {"style": "marble", "palette": RED, "seeds": [0]} | kwargs
     with pytest.raises(ValueError, match=message):
         tiny(image, mask, num_inference_steps=2, **args)
 
@@ -169,15 +170,15 @@ def test_procedural_scenes_are_deterministic_per_seed():
     b = render_scene(123, (48, 64))
     c = render_scene(124, (48, 64))
     assert np.array_equal(a.image, b.image) and np.array_equal(a.coverage, b.coverage)
-    assert a.preset == b.preset and np.array_equal(a.palette, b.palette)
+    assert a.style == b.style and np.array_equal(a.palette, b.palette)
     assert not np.array_equal(a.image, c.image)
     assert a.image.shape == (48, 64, 3) and a.image.dtype == np.float32
     assert 0.0 <= a.image.min() and a.image.max() <= 1.0
 
 
-def test_procedural_scene_honours_preset_and_palette():
-    scene = render_scene(5, (64, 64), preset="studio-colour", palette=RED, detail=False)
-    assert scene.preset == "studio-colour"
+def test_procedural_scene_honours_style_and_palette():
+    scene = render_scene(5, (64, 64), style="studio-colour", palette=RED, detail=False)
+    assert scene.style == "studio-colour"
     np.testing.assert_allclose(scene.palette[0], np.array(RED[0]) / 255, atol=1e-6)
     mean = scene.background.reshape(-1, 3).mean(axis=0)
     assert mean[0] > mean[2] + 0.2
@@ -206,5 +207,42 @@ def test_training_loop_runs_resumes_and_exports(tmp_path):
 
     pipe = BackdropPipeline.from_pretrained(tmp_path / "model")
     image, mask = silhouette(32)
-    scene = pipe(image, mask, PRESET_NAMES[0], RED, seeds=[0], num_inference_steps=2).images[0]
+    scene = pipe(image, mask, STYLE_NAMES[0], RED, seeds=[0], num_inference_steps=2).images[0]
     assert scene.size == (32, 32)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"scheduler": "euler"}, "scheduler", "backdrop-mini can only sample with ddim; choose it instead of euler."),
+        ({"guidance": 7.0}, "guidance", "backdrop-mini does not use guidance; leave it at 1 (it is 7)."),
+        ({"strength": 0.6}, "strength", "backdrop-mini always paints the whole scene; leave strength at 1 (it is 0.6)."),
+    ],
+)
+def test_backend_refuses_what_its_rules_do_not_allow_before_sampling(monkeypatch, changes, field, message):
+    clear_cache()
+    backend = load_scene_backend("backdrop-mini")
+    calls = []
+    monkeypatch.setattr(backend, "pipeline", lambda **kwargs: calls.append(kwargs))
+    image, mask = silhouette(32)
+    request = SceneRequest(image=image, mask=mask, prompt="", **({"scheduler": "ddim", "steps": 2, "guidance": 1.0} | changes))
+
+    with pytest.raises(ValueError) as info:
+        backend.generate(request)
+
+    assert backend.rules.problems(
+        scheduler=request.scheduler, steps=request.steps, guidance=request.guidance, strength=request.strength
+    ) == {field: message}
+    assert str(info.value) == message
+    assert calls == []
+
+
+@pytest.mark.parametrize(("style", "sampled"), [("wood", "wood"), (None, "studio-white")])
+def test_backend_samples_the_requested_style_or_the_first(committed, style, sampled):
+    image, mask = silhouette(48)
+    request = SceneRequest(image=image, mask=mask, prompt="", seeds=(3,), scheduler="ddim", steps=4, guidance=1.0, style=style)
+
+    (scene,) = load_scene_backend("backdrop-mini").generate(request)
+
+    expected = committed(image, mask, sampled, DEFAULT_PALETTE, seeds=[3], num_inference_steps=4).images[0]
+    np.testing.assert_array_equal(scene, np.asarray(expected))

@@ -1,8 +1,10 @@
 """The diffusers scene backends, run for real on tiny random-weight pipelines.
 
 Each backend's pipeline is built from configs (``pipeline_fixtures``), saved with
-``save_pretrained`` and loaded back through ``load_backend`` offline, once per module. Images
-are 32x40 px and runs take 2 steps; seeds 1 and 2 are the reference variants.
+``save_pretrained`` into a models root and loaded back through the registry's
+``load_scene_backend`` offline, once per module. Images are 32x40 px and runs take 2 steps with
+each backend's default scheduler, guidance and strength; seeds 1 and 2 are the reference
+variants.
 
 These tests need no Django: ``pytest -p no:django --noconftest tests/generation/test_pipelines.py``.
 """
@@ -21,16 +23,14 @@ import pytest
 import torch
 from diffusers.utils import logging as diffusers_logging
 
-from generation.pipelines import (
+from generation.pipelines.base import (
     GenerationCancelled,
     LoraSpec,
     OutOfMemory,
     SceneRequest,
-    backend_class,
-    clear_cache,
     generate_with_oom_retry,
-    load_backend,
 )
+from generation.registry import BACKENDS, clear_cache, get_backend, load_scene_backend
 from tests.generation.pipeline_fixtures import SAVERS, product_canvas, save_lora
 
 diffusers_logging.set_verbosity_error()
@@ -50,9 +50,14 @@ MULTI_SCHEDULER = [name for name, classes in SCHEDULER_CLASSES.items() if len(cl
 UNSUPPORTED = [("flux-fill", "ddim"), ("flux-fill", "dpmpp")]
 
 
-def make_request(**changes) -> SceneRequest:
+def make_request(name: str, **changes) -> SceneRequest:
+    """A 2-step request with backend ``name``'s default sampling settings."""
     image, mask = product_canvas(32, 40)
-    request = SceneRequest(image=image, mask=mask, prompt="a bottle on a marble table", steps=2, seeds=(1,))
+    rules = get_backend(name).rules
+    request = SceneRequest(
+        image=image, mask=mask, prompt="a bottle on a marble table", steps=2, seeds=(1,),
+        scheduler=rules.scheduler, guidance=rules.guidance, strength=rules.strength,
+    )
     return replace(request, **changes)
 
 
@@ -71,12 +76,13 @@ class Models:
         return self.folders[name]
 
     def backend(self, name: str):
-        folder = self.folder(name)
+        self.folder(name)
         with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("VITRINE_MODELS_DIR", str(self.root))  # the registry's folder for model `name`
             mp.setenv("HF_HUB_OFFLINE", "1")
             mp.setattr(socket.socket, "connect", _no_network)
             mp.setattr(socket, "create_connection", _no_network)
-            return load_backend(name, folder, device="cpu")
+            return load_scene_backend(name, device="cpu")
 
     def lora(self, name: str) -> Path:
         if name not in self.loras:
@@ -87,7 +93,7 @@ class Models:
         """The plain request's output for ``seeds`` (euler, no LoRA), computed once."""
         key = (name, seeds)
         if key not in self._references:
-            self._references[key] = self.backend(name).generate(make_request(seeds=seeds))
+            self._references[key] = self.backend(name).generate(make_request(name, seeds=seeds))
         return self._references[key]
 
 
@@ -114,7 +120,7 @@ def models(tmp_path_factory):
 def test_one_uint8_scene_per_seed_at_the_request_size(models, name):
     # 36x44 is not a multiple of 8: the backend pads, runs at 40x48 and crops back.
     image, mask = product_canvas(36, 44)
-    request = make_request(image=image, mask=mask, seeds=(3, 4, 5))
+    request = make_request(name, image=image, mask=mask, seeds=(3, 4, 5))
     before = image.copy()
 
     scenes = models.backend(name).generate(request)
@@ -125,7 +131,7 @@ def test_one_uint8_scene_per_seed_at_the_request_size(models, name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_same_seed_gives_identical_pixels_and_seeds_differ(models, name):
-    again = models.backend(name).generate(make_request(seeds=(1,)))
+    again = models.backend(name).generate(make_request(name, seeds=(1,)))
 
     np.testing.assert_array_equal(again[0], models.reference(name, (1,))[0])
     assert not np.array_equal(models.reference(name, (1,))[0], models.reference(name, (2,))[0])
@@ -153,7 +159,7 @@ def test_a_batch_equals_its_seeds_run_alone(models, name):
 def test_scheduler_name_swaps_the_pipeline_scheduler(models, name, scheduler):
     backend = models.backend(name)
 
-    backend.generate(make_request(scheduler=scheduler))
+    backend.generate(make_request(name, scheduler=scheduler))
 
     assert type(backend.pipe.scheduler).__name__ == SCHEDULER_CLASSES[name][scheduler]
 
@@ -162,15 +168,15 @@ def test_scheduler_name_swaps_the_pipeline_scheduler(models, name, scheduler):
 def test_schedulers_give_different_scenes(models, name):
     backend = models.backend(name)
 
-    ddim = backend.generate(make_request(scheduler="ddim"))[0]
-    dpmpp = backend.generate(make_request(scheduler="dpmpp"))[0]
+    ddim = backend.generate(make_request(name, scheduler="ddim"))[0]
+    dpmpp = backend.generate(make_request(name, scheduler="dpmpp"))[0]
     euler = models.reference(name, (1,))[0]
 
     assert not np.array_equal(euler, ddim)
     assert not np.array_equal(euler, dpmpp)
     assert not np.array_equal(ddim, dpmpp)
     # Swapping back gives the euler scene again: no scheduler state carries over.
-    np.testing.assert_array_equal(backend.generate(make_request(scheduler="euler"))[0], euler)
+    np.testing.assert_array_equal(backend.generate(make_request(name, scheduler="euler"))[0], euler)
 
 
 @pytest.mark.parametrize(("name", "scheduler"), UNSUPPORTED)
@@ -179,9 +185,34 @@ def test_flow_matching_backend_refuses_noise_prediction_schedulers(models, name,
     called = []
     backend.pipe.scheduler.set_timesteps = lambda *a, **k: called.append(a)  # must not be reached
 
-    with pytest.raises(ValueError, match=rf"unknown scheduler '{scheduler}'; this backend supports: euler"):
-        backend.generate(make_request(scheduler=scheduler))
+    with pytest.raises(ValueError) as info:
+        backend.generate(make_request(name, scheduler=scheduler))
+
+    assert str(info.value) == f"FLUX.1 Fill can only sample with euler; choose it instead of {scheduler}."
     assert called == []
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_each_backends_scheduler_classes_are_exactly_its_rules_schedulers(name):
+    backend_class = BACKENDS[name].backend_class()
+
+    assert sorted(backend_class.schedulers) == sorted(BACKENDS[name].rules.schedulers)
+    assert sorted(backend_class.schedulers) == sorted(SCHEDULER_CLASSES[name])
+
+
+def test_flux_refuses_stable_diffusions_guidance_before_the_pipeline_runs(models, monkeypatch):
+    backend = models.backend("flux-fill")
+    calls = []
+    monkeypatch.setattr(type(backend.pipe), "__call__", lambda pipe, **kw: calls.append(kw))
+
+    with pytest.raises(ValueError) as info:
+        backend.generate(make_request("flux-fill", guidance=7.0))
+
+    assert str(info.value) == (
+        "FLUX.1 Fill uses embedded guidance between 10 and 100 (30 is typical); 7 is outside that range. "
+        "Stable Diffusion's classifier-free guidance values (around 7) do not carry over."
+    )
+    assert calls == []
 
 
 # -- progress and cancellation -------------------------------------------------------------------
@@ -191,7 +222,7 @@ def test_flow_matching_backend_refuses_noise_prediction_schedulers(models, name,
 def test_progress_callback_is_called_once_per_step(models, name):
     calls = []
 
-    models.backend(name).generate(make_request(steps=3), callback=lambda i, n: calls.append((i, n)))
+    models.backend(name).generate(make_request(name, steps=3), callback=lambda i, n: calls.append((i, n)))
 
     assert calls == [(0, 3), (1, 3), (2, 3)]
 
@@ -206,12 +237,12 @@ def test_callback_returning_true_cancels_after_that_step(models, name):
         return True
 
     with pytest.raises(GenerationCancelled) as info:
-        backend.generate(make_request(steps=3), callback=cancel_at_first)
+        backend.generate(make_request(name, steps=3), callback=cancel_at_first)
 
     assert (info.value.step_index, info.value.num_steps) == (0, 3)
     assert calls == [(0, 3)]  # steps 2 and 3 never ran
     # A cancelled run leaves the cached pipeline usable and unchanged.
-    np.testing.assert_array_equal(backend.generate(make_request())[0], models.reference(name, (1,))[0])
+    np.testing.assert_array_equal(backend.generate(make_request(name))[0], models.reference(name, (1,))[0])
 
 
 # -- LoRA -----------------------------------------------------------------------------------------
@@ -223,22 +254,22 @@ def test_lora_changes_the_scene_and_does_not_leak_into_the_next_request(models, 
     lora = LoraSpec(name="brand", path=str(models.lora(name)), weight=1.0)
     plain = models.reference(name, (1,))[0]
 
-    with_lora = backend.generate(make_request(loras=(lora,)))[0]
-    after = backend.generate(make_request())[0]
+    with_lora = backend.generate(make_request(name, loras=(lora,)))[0]
+    after = backend.generate(make_request(name))[0]
 
     assert not np.array_equal(with_lora, plain)
     np.testing.assert_array_equal(after, plain)
     # Asked for again, the (still loaded) adapter gives the same scene.
-    np.testing.assert_array_equal(backend.generate(make_request(loras=(lora,)))[0], with_lora)
+    np.testing.assert_array_equal(backend.generate(make_request(name, loras=(lora,)))[0], with_lora)
 
 
 def test_lora_loads_from_a_safetensors_file_as_from_its_folder(models):
     backend = models.backend("sd-inpaint")
     folder = models.lora("sd-inpaint")
-    from_folder = backend.generate(make_request(loras=(LoraSpec("a", str(folder)),)))[0]
+    from_folder = backend.generate(make_request("sd-inpaint", loras=(LoraSpec("a", str(folder)),)))[0]
 
     from_file = backend.generate(
-        make_request(loras=(LoraSpec("b", str(folder / "pytorch_lora_weights.safetensors")),))
+        make_request("sd-inpaint", loras=(LoraSpec("b", str(folder / "pytorch_lora_weights.safetensors")),))
     )[0]
 
     np.testing.assert_array_equal(from_file, from_folder)
@@ -249,8 +280,8 @@ def test_least_recently_used_loras_are_unloaded_beyond_the_cap(models, monkeypat
     monkeypatch.setattr(backend, "max_loaded_loras", 1)
     path = str(models.lora("sd-inpaint"))
 
-    backend.generate(make_request(loras=(LoraSpec("first", path),)))
-    backend.generate(make_request(loras=(LoraSpec("second", path),)))
+    backend.generate(make_request("sd-inpaint", loras=(LoraSpec("first", path),)))
+    backend.generate(make_request("sd-inpaint", loras=(LoraSpec("second", path),)))
 
     assert backend.pipe.get_list_adapters() == {"unet": ["second"]}
 
@@ -259,7 +290,7 @@ def test_missing_lora_is_a_clear_error(models, tmp_path):
     missing = tmp_path / "nope.safetensors"
 
     with pytest.raises(FileNotFoundError, match=f"LoRA 'gone' not found at {missing}"):
-        models.backend("sd-inpaint").generate(make_request(loras=(LoraSpec("gone", str(missing)),)))
+        models.backend("sd-inpaint").generate(make_request("sd-inpaint", loras=(LoraSpec("gone", str(missing)),)))
 
 
 # -- out of memory --------------------------------------------------------------------------------
@@ -289,7 +320,7 @@ def test_oom_retries_once_with_half_size_batches(models, name, monkeypatch):
     fake = FakeOom(monkeypatch, backend, fail=1)
     reasons = []
 
-    scenes = generate_with_oom_retry(backend, make_request(seeds=(1, 2)), on_retry=reasons.append)
+    scenes = generate_with_oom_retry(backend, make_request(name, seeds=(1, 2)), on_retry=reasons.append)
 
     assert fake.batches == [2, 1, 1]
     assert reasons == ["CUDA out of memory. Tried to allocate 2.00 GiB"]
@@ -304,7 +335,7 @@ def test_second_oom_propagates(models, name, monkeypatch):
     reasons = []
 
     with pytest.raises(OutOfMemory, match="CUDA out of memory"):
-        generate_with_oom_retry(backend, make_request(seeds=(1, 2)), on_retry=reasons.append)
+        generate_with_oom_retry(backend, make_request(name, seeds=(1, 2)), on_retry=reasons.append)
 
     assert fake.batches == [2, 1]  # the retry's first batch failed; nothing ran after it
     assert len(reasons) == 1
@@ -320,7 +351,7 @@ def test_plain_runtime_errors_are_not_taken_for_oom(models, monkeypatch):
     retried = []
 
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
-        generate_with_oom_retry(backend, make_request(), on_retry=retried.append)
+        generate_with_oom_retry(backend, make_request("sd-inpaint"), on_retry=retried.append)
     assert retried == []
 
 
@@ -346,8 +377,10 @@ def test_describe_names_the_weights_by_sha256(models, name):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_load_backend_loads_once_per_process(models, name):
-    assert load_backend(name, models.folder(name), device="cpu") is models.backend(name)
+def test_a_model_loads_once_per_process(models, name):
+    first = models.backend(name)
+
+    assert models.backend(name) is first
 
 
 DENOISERS = {"sd-inpaint": "UNet2DConditionModel", "sdxl-inpaint": "UNet2DConditionModel", "flux-fill": "FluxTransformer2DModel"}
@@ -361,7 +394,7 @@ def test_compile_flag_compiles_the_denoiser_in_place(models, name, monkeypatch):
     monkeypatch.setattr(torch.nn.Module, "compile", lambda module, *a, **k: compiled.append(type(module).__name__))
     monkeypatch.setenv("VITRINE_TORCH_COMPILE", "1")
 
-    backend = backend_class(name).from_folder(models.folder(name), device="cpu")
+    backend = BACKENDS[name].backend_class().from_folder(models.folder(name), device="cpu")
 
     assert compiled == [DENOISERS[name]]
     assert backend.describe()["compiled"] is True
@@ -372,7 +405,7 @@ def test_missing_model_folder_names_the_folder_and_the_pull_command(name, tmp_pa
     folder = tmp_path / "sdxl-inpainting-1.0"
 
     with pytest.raises(FileNotFoundError) as info:
-        load_backend(name, folder)
+        BACKENDS[name].backend_class().from_folder(folder)
 
     assert str(info.value) == (
         f"{name} model folder {folder} does not exist; fetch the weights with "
@@ -380,16 +413,13 @@ def test_missing_model_folder_names_the_folder_and_the_pull_command(name, tmp_pa
     )
 
 
-def test_folder_without_model_index_is_refused(tmp_path):
-    (tmp_path / "half").mkdir()
+def test_a_model_folder_without_model_index_is_refused_and_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("VITRINE_MODELS_DIR", str(tmp_path))
+    (tmp_path / "sd-inpaint").mkdir()
 
-    with pytest.raises(FileNotFoundError, match="half has no model_index.json; fetch the weights with"):
-        load_backend("sd-inpaint", tmp_path / "half")
-
-
-def test_unknown_backend_name_lists_the_known_ones(tmp_path):
-    with pytest.raises(ValueError, match="unknown scene backend 'dalle'; known: flux-fill, sd-inpaint, sdxl-inpaint"):
-        backend_class("dalle")
+    for _ in range(2):  # a failed load is not remembered: the second call tries again
+        with pytest.raises(FileNotFoundError, match="sd-inpaint has no model_index.json; fetch the weights with"):
+            load_scene_backend("sd-inpaint", device="cpu")
 
 
 # -- input checks ---------------------------------------------------------------------------------
@@ -399,8 +429,10 @@ BAD_REQUESTS = [
     pytest.param({"mask": np.zeros((32, 40), np.uint8)}, "mask must be a bool array", id="mask-dtype"),
     pytest.param({"image": np.zeros((32, 40, 4), np.uint8)}, r"image must be a uint8 \(H, W, 3\) array", id="rgba"),
     pytest.param({"seeds": ()}, "seeds must name at least one seed", id="no-seeds"),
-    pytest.param({"scheduler": "heun"}, "unknown scheduler 'heun'", id="scheduler"),
-    pytest.param({"strength": 0.0}, r"strength must be in \(0, 1\]", id="strength"),
+    pytest.param({"scheduler": "heun"}, "There is no scheduler called 'heun'. Choose one of: ", id="scheduler"),
+    pytest.param({"steps": 0}, r"takes 1 to 150 steps \(\d+ is typical\); 0 is outside that range", id="steps"),
+    pytest.param({"guidance": 500.0}, r"guidance between \d+ and \d+ \(\d+ is typical\); 500 is outside", id="guidance"),
+    pytest.param({"strength": 0.0}, r"takes a strength above 0 and at most 1 .*; 0 is outside that range", id="strength"),
     pytest.param({"loras": (LoraSpec("x", "a"), LoraSpec("x", "b"))}, "LoRA names must be unique", id="loras"),
 ]
 
@@ -413,11 +445,14 @@ def test_malformed_requests_fail_before_the_pipeline_runs(models, name, changes,
     monkeypatch.setattr(type(backend.pipe), "__call__", lambda pipe, **kw: calls.append(kw))
 
     with pytest.raises(ValueError, match=message):
-        backend.generate(make_request(**changes))
+        backend.generate(make_request(name, **changes))
     assert calls == []
 
 
-def test_the_interface_imports_without_torch():
-    code = "import sys, generation.pipelines, generation.pipelines.base; sys.exit('torch' in sys.modules)"
+def test_the_interface_and_the_registry_import_without_torch():
+    code = (
+        "import sys, generation.pipelines, generation.pipelines.base, generation.registry, generation.render;"
+        "sys.exit('torch' in sys.modules)"
+    )
 
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

@@ -1,3 +1,4 @@
+import io
 import os
 
 import pytest
@@ -55,10 +56,12 @@ def choose_photos(page, paths) -> None:
 def merchant_uploads_a_product_photo(page, base_url: str, folder, name: str = "red-box.png") -> None:
     """The demo merchant signs in and uploads one studio product photo through the page's own
     control, and waits until the page says it is uploaded."""
-    from catalog.services import DEMO_PASSWORD, demo_workspace_seed
+    from django.core.management import call_command
+
+    from catalog.services import DEMO_PASSWORD
     from tests.images import product_on_white
 
-    demo_workspace_seed()
+    call_command("seed_demo", stdout=io.StringIO())  # what `make run` does
     path = folder / name
     path.write_bytes(product_on_white(size=(480, 360)))
     sign_in(page, base_url, "merchant@demo.vitrine", DEMO_PASSWORD)

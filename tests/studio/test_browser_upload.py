@@ -1,8 +1,11 @@
 """In real headless Chromium against a live server and a real worker."""
+import io
+
 import pytest
+from django.core.management import call_command
 
 from catalog.models import ProductPhoto
-from catalog.services import DEMO_PASSWORD, demo_workspace_seed
+from catalog.services import DEMO_PASSWORD
 from tests.images import image_bytes
 from tests.studio.conftest import choose_photos, sign_in
 
@@ -10,7 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 def test_merchant_uploads_three_photos_and_sees_their_thumbnails(live_server, worker, page, tmp_path):
-    demo_workspace_seed()
+    call_command("seed_demo", stdout=io.StringIO())
     paths = []
     for seed, (name, fmt) in enumerate([("bottle.jpg", "JPEG"), ("mug.png", "PNG"), ("wallet.webp", "WEBP")]):
         path = tmp_path / name
@@ -37,7 +40,7 @@ def test_merchant_uploads_three_photos_and_sees_their_thumbnails(live_server, wo
 
 
 def test_a_file_that_is_not_a_photo_gets_a_plain_error_next_to_it(live_server, page, tmp_path, transactional_db):
-    demo_workspace_seed()
+    call_command("seed_demo", stdout=io.StringIO())
     notes = tmp_path / "notes.jpg"
     notes.write_text("not really a photo\n" * 10)
 
@@ -50,7 +53,7 @@ def test_a_file_that_is_not_a_photo_gets_a_plain_error_next_to_it(live_server, p
 
 
 def test_wrong_password_is_explained(live_server, page, transactional_db):
-    demo_workspace_seed()
+    call_command("seed_demo", stdout=io.StringIO())
 
     sign_in(page, live_server.url, "merchant@demo.vitrine", "wrong")
 

@@ -35,7 +35,7 @@ def test_stage_writes_cutout_mask_scenes_and_a_report_per_photo(photos, tmp_path
         decoded = np.asarray(Image.open(photo).convert("RGB"))
         mask = np.asarray(Image.open(folder / "mask.png")) == 255
         assert Image.open(folder / "cutout.png").mode == "RGBA"
-        assert (report["model"], report["settings"]["segmenter"], report["settings"]["size"]) == ("none", "studio", [320, 240])
+        assert (report["model"], report["settings"]["segmenter"], report["settings"]["size"]) == ("none", "graphcut", [320, 240])
         assert read_xmp((folder / "scene-0.png").read_bytes()) is not None
         assert report["cutout"]["locked_pixels"] == int(mask.sum()) > 5000
         assert [v["seed"] for v in report["variants"]] == [7, 8]
@@ -47,6 +47,13 @@ def test_stage_writes_cutout_mask_scenes_and_a_report_per_photo(photos, tmp_path
             # No --size: the product stays where it was, so locked pixels are the photo's own.
             assert np.array_equal(scene[mask], decoded[mask])
     assert "0 changed" in stdout.getvalue()
+
+
+def test_stage_accepts_the_deprecated_segmenter_name_studio(photos, tmp_path):
+    call_command("stage", str(photos[0]), "--out", str(tmp_path), "--segmenter", "studio", "--model", "none", stdout=io.StringIO())
+
+    report = json.loads((tmp_path / "bottle" / "report.json").read_text())
+    assert (report["cutout"]["backend"], report["cutout"]["version"]) == ("graphcut", "graphcut-1.0")
 
 
 def test_stage_places_the_product_on_a_channel_canvas(photos, tmp_path):

@@ -2,6 +2,7 @@
 pipeline saved to a model folder, a preset that names it, a brand kit with a LoRA uploaded
 over the API, the job, the locked assets and the recipe replay."""
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from brand.services import preset_create, workspace_defaults_ensure
 from studio.services import photo_add
-from generation import pipelines, registry, render
+from generation import registry
 from studio.models import Asset, GenerationJob
 from tests.generation.pipeline_fixtures import save_lora, save_sd_inpaint
 from tests.images import product_on_white
@@ -30,14 +31,13 @@ def tiny_world(model_root, monkeypatch):
     import torch
 
     monkeypatch.setenv("VITRINE_MODELS_DIR", str(model_root))
-    monkeypatch.setitem(render.NATIVE_PIXELS, "sd-inpaint", 64 * 64)  # the tiny UNet's size, not SD's 512 px
+    # the tiny UNet's size, not SD's 512 px
+    monkeypatch.setitem(registry.BACKENDS, "sd-inpaint", replace(registry.BACKENDS["sd-inpaint"], native_pixels=64 * 64))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    registry._loaded.clear()
-    pipelines.clear_cache()
+    registry.clear_cache()
     yield
-    registry._loaded.clear()
-    pipelines.clear_cache()
+    registry.clear_cache()
     torch.set_num_threads(threads)
 
 

@@ -167,13 +167,13 @@ def test_a_job_waits_for_the_photos_cutout(workspace, user, django_capture_on_co
 
 def test_missing_model_fails_the_job_with_what_to_do(api, photo, run_jobs, workspace, monkeypatch, tmp_path):
     monkeypatch.setenv("VITRINE_MODELS_DIR", str(tmp_path))
-    registry._loaded.clear()
+    registry.clear_cache()
 
     with run_jobs():
         job_id = api.post("/api/v1/jobs/", {"photo": photo.pk, "variants": 1, "channels": ["as-photo"]}, format="json").json()["id"]
 
     job = GenerationJob.objects.get(pk=job_id)
-    registry._loaded.clear()
+    registry.clear_cache()
     assert job.status == JobStatus.FAILED
     assert job.error.startswith("The scene model 'backdrop-mini' is not installed on this worker")
 

@@ -29,12 +29,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
         parser.add_argument("--out", required=True, type=Path, metavar="DIR")
-        parser.add_argument("--segmenter", default=None, help="studio (default) or rembg:<model>")
+        parser.add_argument("--segmenter", default=None, help="graphcut (default: VITRINE_SEGMENTER) or rembg:<model>; studio is a deprecated alias of graphcut")
         parser.add_argument(
             "--model", default="backdrop-mini",
             help=f"scene model: {', '.join(MODELS)}, or 'none' for a plain backdrop from the lock compositor",
         )
-        parser.add_argument("--preset", default=None)
+        parser.add_argument(
+            "--preset", default=None, metavar="NAME",
+            help="scene style, e.g. marble: backdrop-mini's scene class, and words in the prompt for every model",
+        )
         parser.add_argument("--prompt", default=None)
         parser.add_argument("--variants", type=int, default=1)
         parser.add_argument("--seed", type=int, default=0)
@@ -50,7 +53,7 @@ class Command(BaseCommand):
         options = StageOptions(
             segmenter=opts["segmenter"] or settings.VITRINE_SEGMENTER,
             model=opts["model"],
-            preset=opts["preset"],
+            style=opts["preset"],
             prompt=opts["prompt"],
             variants=opts["variants"],
             seed=opts["seed"],

@@ -1,7 +1,8 @@
-"""Scene presets and brand palettes understood by backdrop-mini.
+"""Scene styles and brand palettes understood by backdrop-mini.
 
-The preset list is part of the trained model: its order fixes the class ids the network was
-trained with, so new presets mean retraining (append, never reorder).
+A style is the model's scene class (a merchant's scene preset names one in its ``style``). The
+style list is part of the trained model: its order fixes the class ids the network was trained
+with, so new styles mean retraining (append, never reorder).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class ScenePresetSpec:
-    """How a preset lays out a scene: the backdrop shape and the surface texture."""
+class BackdropStyle:
+    """How a style lays out a scene: the backdrop shape and the surface texture."""
 
     name: str
     layout: str  # "sweep" (no horizon), "wall_floor" or "table_top" (horizon line)
@@ -22,28 +23,28 @@ class ScenePresetSpec:
     floor_texture: str  # texture family drawn below the horizon (same as wall for sweeps)
 
 
-PRESETS: tuple[ScenePresetSpec, ...] = (
-    ScenePresetSpec("studio-white", "sweep", "paper", "paper"),
-    ScenePresetSpec("studio-colour", "wall_floor", "paper", "paper"),
-    ScenePresetSpec("marble", "table_top", "paper", "marble"),
-    ScenePresetSpec("wood", "table_top", "paper", "wood"),
-    ScenePresetSpec("concrete", "wall_floor", "concrete", "concrete"),
-    ScenePresetSpec("linen", "sweep", "linen", "linen"),
-    ScenePresetSpec("pastel-sweep", "sweep", "paper", "paper"),
+STYLES: tuple[BackdropStyle, ...] = (
+    BackdropStyle("studio-white", "sweep", "paper", "paper"),
+    BackdropStyle("studio-colour", "wall_floor", "paper", "paper"),
+    BackdropStyle("marble", "table_top", "paper", "marble"),
+    BackdropStyle("wood", "table_top", "paper", "wood"),
+    BackdropStyle("concrete", "wall_floor", "concrete", "concrete"),
+    BackdropStyle("linen", "sweep", "linen", "linen"),
+    BackdropStyle("pastel-sweep", "sweep", "paper", "paper"),
 )
-PRESET_NAMES: tuple[str, ...] = tuple(p.name for p in PRESETS)
+STYLE_NAMES: tuple[str, ...] = tuple(style.name for style in STYLES)
 
 #: A neutral warm studio (backdrop, surface, accent), used when no brand palette is given and
 #: as the palette of every workspace's first brand kit.
 DEFAULT_PALETTE: tuple[tuple[int, int, int], ...] = ((239, 233, 225), (217, 203, 184), (138, 111, 82))
 
 
-def preset_id(name: str) -> int:
+def style_id(name: str) -> int:
     """The class id the network was trained with for ``name``."""
     try:
-        return PRESET_NAMES.index(name)
+        return STYLE_NAMES.index(name)
     except ValueError:
-        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESET_NAMES)}") from None
+        raise ValueError(f"unknown style {name!r}; known: {', '.join(STYLE_NAMES)}") from None
 
 
 def normalize_palette(palette: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
