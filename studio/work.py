@@ -21,7 +21,7 @@ from django.db.models import Max
 from PIL import Image
 
 from catalog.files import delete_files, photo_dir
-from catalog.jobs import JobCancelled, JobFailed, JobStatus, JobWaiting, job_cancel_requested, job_progress
+from catalog.jobs import TRANSIENT_ERRORS, JobCancelled, JobFailed, JobLeaseLost, JobStatus, JobWaiting, job_cancel_requested
 from catalog.models import JobKind, PhotoJob, ProductPhoto, User
 from generation.decoding import UploadRejected, decode_mask_png
 from generation.lock import ProductLayer
@@ -203,8 +203,11 @@ def render_plan(plan: dict) -> RenderPlan:
     )
 
 
-def generation_run(*, job: GenerationJob, progress: Callable[[int], None]) -> list[Asset]:
-    """Make, lock, check and store every asset of a job (called by the gpu task)."""
+def generation_run(*, job: GenerationJob, progress: Callable[..., None]) -> list[Asset]:
+    """Make, lock, check and store every asset of a job (called by the gpu task through
+    `run_job`, whose `progress(percent, message)` also renews the lease and stops work whose
+    lease was taken over). A job that ends without its assets (failed, cancelled) keeps none
+    of them: rows and files go; a transient error keeps them for the retry."""
     cutout = _job_cutout(job)
     result = cutout_result(cutout)
     layer = ProductLayer.from_segmentation(result)
@@ -222,7 +225,7 @@ def generation_run(*, job: GenerationJob, progress: Callable[[int], None]) -> li
         if now - last["at"] < PROGRESS_EVERY_S and fraction < 1.0:
             return False
         last["at"] = now
-        job_progress(job=job, progress=int(5 + fraction * 90), message=message)
+        progress(int(5 + fraction * 90), message)
         return job_cancel_requested(job=job)
 
     def on_retry(reason: str) -> None:
@@ -233,12 +236,29 @@ def generation_run(*, job: GenerationJob, progress: Callable[[int], None]) -> li
     try:
         for rendered in render(plan=plan, layer=layer, bbox=result.bbox, backend=backend, progress=report, on_retry=on_retry):
             assets.append(_asset_store(job=job, cutout=cutout, rendered=rendered, described=described))
+    except TRANSIENT_ERRORS:
+        raise  # retried: what was stored is reused (assets are unique per job, channel, variant)
+    except JobLeaseLost:
+        raise  # another worker runs the job now; its assets are its own
     except GenerationCancelled as exc:
+        _assets_discard(job)
         raise JobCancelled(str(exc)) from exc
     except OutOfMemory as exc:
+        _assets_discard(job)
         raise JobFailed("The GPU ran out of memory even with smaller batches. Ask for fewer variants or a smaller model.") from exc
-    job_progress(job=job, progress=100, message=f"{len(assets)} image(s) ready")
+    except BaseException:
+        _assets_discard(job)
+        raise
+    progress(100, f"{len(assets)} image(s) ready")
     return assets
+
+
+def _assets_discard(job: GenerationJob) -> None:
+    """Remove the assets a job stored before it stopped, rows first, then their files."""
+    doomed = list(Asset.objects.filter(job=job))
+    names = [f.name for asset in doomed for f in (asset.file, asset.preview) if f]
+    Asset.objects.filter(pk__in=[asset.pk for asset in doomed]).delete()
+    delete_files(names)
 
 
 def _asset_store(*, job: GenerationJob, cutout: Cutout, rendered: RenderedAsset, described: dict) -> Asset:
