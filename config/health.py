@@ -1,5 +1,8 @@
 """GET /healthz: is each part of Vitrine answering? 200 when the database, broker and storage
-are; workers are reported (a web node can be healthy while workers restart)."""
+are; workers are reported (a web node can be healthy while workers restart), and so are the
+jobs: running rows whose lease lapsed (their worker died and nothing has requeued them yet),
+per job table, and the age of the oldest queued job per queue. No worker alive, or a lapsed
+lease, answers 200 with "degraded": restarting the web process would not fix either."""
 import time
 import uuid
 
@@ -57,11 +60,48 @@ def _workers():
     return {"count": len(alive), "workers": [{"hostname": w["hostname"], "queues": w["queues"]} for w in alive]}
 
 
+def _now():
+    return timezone.now()
+
+
+def _queue_of(task_name: str) -> str:
+    """The queue a job row's task goes to: CELERY_TASK_ROUTES by the row's task name, else the
+    default queue (rows without a task name included)."""
+    route = settings.CELERY_TASK_ROUTES.get(task_name) if task_name else None
+    return (route or {}).get("queue") or settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def _jobs():
+    from django.db.models import Min, Q
+
+    from catalog.jobs import JobStatus, job_models
+    from config.celery import Queue
+
+    now = _now()
+    lapsed: dict[str, int] = {}
+    oldest: dict[str, float | None] = {queue.value: None for queue in Queue}
+    for model in sorted(job_models(), key=lambda m: m._meta.label):
+        # The same test as JobRow.lease_lapsed, in SQL.
+        lapsed[model._meta.label] = model.objects.filter(
+            Q(lease_expires_at__lte=now) | Q(lease_expires_at__isnull=True), status=JobStatus.RUNNING
+        ).count()
+        queued = model.objects.filter(status=JobStatus.QUEUED).order_by().values("task_name").annotate(oldest=Min("created_at"))
+        for row in queued:
+            queue = _queue_of(row["task_name"])
+            age = max(0.0, round((now - row["oldest"]).total_seconds(), 1))
+            oldest[queue] = age if oldest.get(queue) is None else max(oldest[queue], age)
+    return {"lapsed_leases": lapsed, "oldest_queued_seconds": oldest}
+
+
 @never_cache
 @require_GET
 def healthz(request):
     checks = {"database": _timed(_database), "broker": _timed(_broker), "storage": _timed(_storage)}
     checks["workers"] = _timed(_workers) if checks["database"]["ok"] else {"ok": False, "error": "database unavailable"}
     core_ok = all(checks[name]["ok"] for name in ("database", "broker", "storage"))
-    body = {"status": "ok" if core_ok and checks["workers"]["ok"] else ("degraded" if core_ok else "down"), "checks": checks}
+    jobs = _timed(_jobs) if checks["database"]["ok"] else {"ok": False, "error": "database unavailable"}
+    if jobs["ok"]:
+        jobs["ok"] = not any(jobs["lapsed_leases"].values())
+    healthy = core_ok and checks["workers"]["ok"] and jobs["ok"]
+    body = {"status": "ok" if healthy else ("degraded" if core_ok else "down"), "checks": checks, "jobs": jobs}
     return JsonResponse(body, status=200 if core_ok else 503)
