@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: run test worker migrate clean
+.PHONY: run test soak worker migrate clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ worker: $(VENV)/.deps-run
 test: $(VENV)/.deps-test
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Many scene jobs through real workers killed over and over (PostgreSQL + Redis); prints the
+# figures docs/benchmarks.md quotes. SOAK_ARGS="--jobs 200" make soak
+soak: $(VENV)/.deps-test
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf var staticfiles .pytest_cache

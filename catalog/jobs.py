@@ -198,13 +198,14 @@ def jobs_reap() -> int:
                     continue
                 job.status, job.worker, job.lease_expires_at = JobStatus.QUEUED, "", None
                 job.save(update_fields=["status", "worker", "lease_expires_at"])
-                transaction.on_commit(lambda name=job.task_name, pk=job.pk: _send(name, pk))
+                transaction.on_commit(lambda name=job.task_name, pk=job.pk: task_send(name, pk))
                 logger.warning("job.reaped", extra={"job_id": job.pk, "model": model._meta.label})
     return moved
 
 
-def _send(task_name: str, job_id: int) -> None:
-    # By name from Celery's registry: catalog never imports the apps that own the tasks.
+def task_send(task_name: str, job_id: int) -> None:
+    """Send a job's task by the name its row records, from Celery's registry (eager in tests,
+    like `.delay`): catalog never imports the apps that own the tasks."""
     task = current_app.tasks.get(task_name)
     if task is not None:
         task.apply_async(args=[job_id])

@@ -35,6 +35,7 @@ def _beat_forever(stop: threading.Event, hostname: str) -> None:
 
     from catalog.jobs import jobs_reap
     from catalog.services import worker_heartbeat_record
+    from studio.dispatch import generation_jobs_dispatch
 
     queues = sorted(q.name for q in app.amqp.queues.consume_from.values()) if app.amqp.queues else []
     reap_every = settings.VITRINE_JOB_REAP_SECONDS
@@ -47,6 +48,7 @@ def _beat_forever(stop: threading.Event, hostname: str) -> None:
                 next_beat = now + HEARTBEAT_SECONDS
             if now >= next_reap:
                 jobs_reap()
+                generation_jobs_dispatch(resend_lost=True)  # a gpu slot freed with no task to notice
                 next_reap = now + reap_every
         except Exception:  # a database blip must not kill the worker; /healthz shows the gap
             logging.getLogger(__name__).warning("worker.heartbeat_failed", exc_info=True)
@@ -56,9 +58,16 @@ def _beat_forever(stop: threading.Event, hostname: str) -> None:
 _stop_heartbeat = threading.Event()
 
 
+def heartbeat_id(nodename: str | None, pid: int | None = None) -> str:
+    """How a worker names itself in its heartbeat row: Celery's node name (`-n gpu@%h`; the
+    default `celery@<host>` is the same for every worker on a host) and the worker's pid, so
+    that two workers on one host never share (and overwrite) one row."""
+    return f"{nodename or 'celery@' + socket.gethostname()}:{os.getpid() if pid is None else pid}"
+
+
 @signals.worker_ready.connect
 def _start_heartbeat(sender=None, **kwargs) -> None:
-    hostname = getattr(sender, "hostname", None) or socket.gethostname()
+    hostname = heartbeat_id(getattr(sender, "hostname", None))
     threading.Thread(target=_beat_forever, args=(_stop_heartbeat, hostname), daemon=True).start()
 
 

@@ -71,8 +71,16 @@ class GenerationJob(JobRow):
     channels = models.JSONField(default=list)
     plan = models.JSONField(default=dict)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    #: When the dispatcher sent this job's task to the gpu queue; null while it waits its
+    #: workspace's turn (see `studio.dispatch`).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(JobRow.Meta):
+        indexes = [
+            models.Index(fields=["status", "dispatched_at"], name="genjob_status_dispatched"),
+            models.Index(fields=["workspace", "dispatched_at"], name="genjob_workspace_dispatched"),
+            models.Index(fields=["workspace", "created_at"], name="genjob_workspace_created"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(variants__gte=1) & models.Q(variants__lte=8), name="genjob_variants_range"),
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="genjob_progress_at_most_100"),

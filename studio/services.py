@@ -6,18 +6,20 @@ import logging
 import secrets
 import uuid
 import warnings
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 from PIL import Image
 
 from brand.models import BrandKit, ScenePreset
 from brand.services import brand_kit_snapshot, palette_rgb, preset_snapshot, workspace_defaults_ensure
 from catalog.files import delete_files, photo_dir
-from catalog.jobs import ACTIVE_JOB_STATUSES, job_cancel
+from catalog.jobs import ACTIVE_JOB_STATUSES, JobStatus, job_cancel
 from catalog.models import JobKind, PhotoJob, Product, ProductPhoto, User, Workspace
 from catalog.services import PhotoUploadResult, job_enqueue, photo_delete, photo_upload
 from generation.compose import AS_PHOTO
@@ -28,6 +30,7 @@ from generation.registry import get_model
 from generation.render import channel_spec
 from generation.segmentation import check_segmenter_name
 
+from .dispatch import generation_jobs_dispatch
 from .models import Asset, Cutout, CutoutSource, GenerationJob
 from .tasks import cutout_photo_task, cutout_touch_up_task, generate_scenes_task
 from .work import cutout_files_save
@@ -268,17 +271,56 @@ def generation_job_create(
     return _generation_job_enqueue(photo=photo, user=user, plan=plan, preset=preset, brand_kit=brand_kit, prompt=prompt, cutout=None)
 
 
+class WorkspaceLimitReached(ValidationError):
+    """A workspace asked for more generation than its limits allow; the message says which
+    limit and what to do (the API answers 429, the page shows it on the form)."""
+
+    def __init__(self, message: str, *, code: str):
+        # Not a field's error: the page shows it above the form.
+        super().__init__({NON_FIELD_ERRORS: ValidationError(message, code=code)})
+        self.message, self.code = message, code
+
+
+def _workspace_limits_check(*, workspace_id: int, images: int) -> None:
+    """Refuse a job that would pass the workspace's queued-jobs or images-per-day limit.
+    Called with the workspace row locked, so two requests cannot both take the last place."""
+    max_queued = settings.VITRINE_WORKSPACE_MAX_QUEUED_JOBS
+    jobs = GenerationJob.objects.filter(workspace_id=workspace_id)
+    if jobs.filter(status=JobStatus.QUEUED).count() >= max_queued:
+        raise WorkspaceLimitReached(
+            f"This workspace already has {max_queued} scene jobs waiting, the most it may queue at once. "
+            "Wait for some to finish, or cancel some, then try again.",
+            code="too_many_queued_jobs",
+        )
+    max_images = settings.VITRINE_WORKSPACE_MAX_IMAGES_PER_DAY
+    since = timezone.now() - timedelta(hours=24)
+    # Jobs cancelled before they started cost nothing and do not count.
+    recent = jobs.filter(created_at__gte=since).exclude(status=JobStatus.CANCELLED, started_at__isnull=True)
+    asked = sum(variants * len(channels) for variants, channels in recent.values_list("variants", "channels"))
+    if asked + images > max_images:
+        raise WorkspaceLimitReached(
+            f"This workspace may ask for {max_images} images in any 24 hours and has asked for {asked}; "
+            f"this request would add {images}. Ask for fewer variants or channels, or try again later.",
+            code="daily_image_limit",
+        )
+
+
 def _generation_job_enqueue(*, photo, user, plan, preset, brand_kit, prompt, cutout) -> GenerationJob:
+    """Store the job queued but undispatched; the dispatcher sends it when its workspace's
+    turn comes (`studio.dispatch`). Refused, with nothing stored, past the workspace's limits."""
+    variants = len(plan.get("keep_variants") or plan["seeds"])
     with transaction.atomic():
+        Workspace.objects.select_for_update().filter(pk=photo.workspace_id).first()
+        _workspace_limits_check(workspace_id=photo.workspace_id, images=variants * len(plan["channels"]))
         if cutout is None and not photo.cutouts.exists() and not photo.jobs.filter(kind=JobKind.CUTOUT, status__in=ACTIVE_JOB_STATUSES).exists():
             cutout_request(photo=photo)  # the last one failed or never ran: try again, the job waits
         job = GenerationJob.objects.create(
             workspace_id=photo.workspace_id, photo=photo, cutout=cutout, brand_kit=brand_kit, preset=preset,
-            prompt=prompt, variants=len(plan.get("keep_variants") or plan["seeds"]), seed=plan["seeds"][0],
+            prompt=prompt, variants=variants, seed=plan["seeds"][0],
             channels=plan["channels"], plan=plan, task_name=generate_scenes_task.name,
             created_by=user,
         )
-        transaction.on_commit(lambda: generate_scenes_task.delay(job.pk))
+        transaction.on_commit(generation_jobs_dispatch)
     logger.info("generation.job.queued", extra={"job_id": job.pk, "photo_id": photo.pk, "model": plan["model"]})
     return job
 

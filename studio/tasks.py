@@ -1,14 +1,20 @@
 """Thin Celery entry points of the studio: take ids, re-fetch, guard, call the work."""
 from __future__ import annotations
 
+import logging
+
 from celery import Task, shared_task
 from django.conf import settings
+from django.db import DatabaseError
 
 from catalog.jobs import run_job
 from catalog.models import PhotoJob
 
+from .dispatch import generation_jobs_dispatch
 from .models import GenerationJob
 from .work import cutout_make, cutout_touch_up, generation_run, touch_up_upload_discard
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True)
@@ -39,4 +45,12 @@ def cutout_touch_up_task(self: Task, job_id: int) -> None:
 )
 def generate_scenes_task(self: Task, job_id: int) -> None:
     """Make a generation job's scenes (gpu queue; the model stays loaded in the worker)."""
-    run_job(self, job_id, lambda job, progress: generation_run(job=job, progress=progress), model=GenerationJob)
+    try:
+        run_job(self, job_id, lambda job, progress: generation_run(job=job, progress=progress), model=GenerationJob)
+    finally:
+        # However it ended, a gpu slot may be free: send the next workspace's job. A database
+        # blip here is not the job's failure; the workers' periodic dispatch catches up.
+        try:
+            generation_jobs_dispatch()
+        except DatabaseError:
+            logger.warning("generation.dispatch_failed", extra={"job_id": job_id}, exc_info=True)

@@ -153,6 +153,14 @@ VITRINE_JOB_LEASE_SECONDS = env.int("VITRINE_JOB_LEASE_SECONDS", default=60)
 VITRINE_JOB_MAX_ATTEMPTS = env.int("VITRINE_JOB_MAX_ATTEMPTS", default=5)
 # How often each worker looks for running jobs whose lease lapsed.
 VITRINE_JOB_REAP_SECONDS = env.int("VITRINE_JOB_REAP_SECONDS", default=30)
+# Generation jobs on the gpu broker queue or running at once, all workspaces together; the
+# rest wait undispatched and workspaces take turns for the free slots (studio/dispatch.py).
+# Keep it at about the number of GPU workers (+1 so the next job is already there).
+VITRINE_GPU_IN_FLIGHT = env.int("VITRINE_GPU_IN_FLIGHT", default=2)
+# Per workspace: queued generation jobs at once, and images (variants × channels) asked for
+# in any 24 hours; past either, new jobs are refused with a reason (API: 429).
+VITRINE_WORKSPACE_MAX_QUEUED_JOBS = env.int("VITRINE_WORKSPACE_MAX_QUEUED_JOBS", default=100)
+VITRINE_WORKSPACE_MAX_IMAGES_PER_DAY = env.int("VITRINE_WORKSPACE_MAX_IMAGES_PER_DAY", default=2000)
 
 # Celery. Without REDIS_URL the broker is kombu's filesystem transport: it needs no server,
 # survives restarts (messages are files), and works across the web and worker processes.

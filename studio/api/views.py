@@ -34,6 +34,13 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
+class LimitReached(APIException):
+    """429: the workspace reached one of its generation limits (the message says which)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "limit_reached"
+
+
 class PhotoViewSet(CatalogPhotoViewSet):
     """The catalog's photos; an upload also queues the photo's cutout, and a delete takes the
     photo's cutouts (and, when asked, its generated images) along."""
@@ -145,9 +152,17 @@ class GenerationJobViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.Retrie
 
     @extend_schema(
         request=GenerationJobCreateSerializer,
-        responses={202: GenerationJobSerializer},
+        responses={
+            202: GenerationJobSerializer,
+            429: OpenApiResponse(
+                ErrorSerializer,
+                description="The workspace has too many jobs waiting (code `too_many_queued_jobs`) or asked for "
+                "too many images in the last 24 hours (code `daily_image_limit`).",
+            ),
+        },
         description="Queue scenes for a photo. The smallest request is {\"photo\": id}; everything else comes "
-        "from the workspace's default brand kit and preset. The job waits for the photo's cutout if needed.",
+        "from the workspace's default brand kit and preset. The job waits for the photo's cutout if needed, "
+        "and for its workspace's turn on the GPUs.",
     )
     def create(self, request):
         data = GenerationJobCreateSerializer(data=request.data)
@@ -157,10 +172,13 @@ class GenerationJobViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.Retrie
         photo = catalog_selectors.photo_get(workspace=workspace, photo_id=values["photo"])
         preset = brand_selectors.preset_get(workspace=workspace, preset_id=values["preset"]) if values.get("preset") else None
         kit = brand_selectors.brand_kit_get(workspace=workspace, kit_id=values["brand_kit"]) if values.get("brand_kit") else None
-        job = services.generation_job_create(
-            photo=photo, user=request.user, variants=values["variants"], seed=values.get("seed"), preset=preset,
-            brand_kit=kit, prompt=values["prompt"], channels=values.get("channels"),
-        )
+        try:
+            job = services.generation_job_create(
+                photo=photo, user=request.user, variants=values["variants"], seed=values.get("seed"), preset=preset,
+                brand_kit=kit, prompt=values["prompt"], channels=values.get("channels"),
+            )
+        except services.WorkspaceLimitReached as exc:
+            raise LimitReached(exc.message, code=exc.code) from None
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses=GenerationJobSerializer)
