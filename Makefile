@@ -30,9 +30,15 @@ run: migrate
 	@echo ""
 	@echo "Vitrine is starting on http://127.0.0.1:$(PORT)/  (Ctrl-C stops the web server and the worker)"
 	@echo ""
-	@trap 'kill 0' EXIT INT TERM; \
-	$(PY) -m celery -A config worker -Q cpu,gpu,io --concurrency 2 --loglevel INFO & \
-	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
+	@# Stop both on Ctrl-C within seconds. The trap clears itself first: `kill 0` used to
+	@# signal this shell too and re-enter the trap, flooding the worker with SIGTERMs. A job
+	@# the worker is cut off from after 10 s is taken over on the next start (its lease lapses).
+	@trap 'trap - INT TERM EXIT; kill -TERM $$worker $$web 2>/dev/null; \
+	  for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 $$worker 2>/dev/null || break; sleep 1; done; \
+	  kill -KILL $$worker 2>/dev/null; wait 2>/dev/null; true' INT TERM EXIT; \
+	$(PY) -m celery -A config worker -Q cpu,gpu,io --concurrency 2 --loglevel INFO & worker=$$!; \
+	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload & web=$$!; \
+	wait $$web
 
 worker: $(VENV)/.deps-run
 	$(PY) -m celery -A config worker -Q cpu,gpu,io --loglevel INFO
