@@ -51,3 +51,16 @@ def test_young_files_are_left_alone(orphan):
 
     assert out.getvalue() == ""
     assert orphan in stored_files()
+
+
+def test_a_queued_touch_ups_uploaded_mask_is_not_an_orphan(workspace, orphan):
+    from catalog.models import JobKind, PhotoJob, ProductPhoto
+
+    photo = ProductPhoto.objects.get(workspace=workspace)
+    pending = default_storage.save(f"photos/{workspace.pk}/touch-ups/waiting.png", ContentFile(b"a mask"))
+    PhotoJob.objects.create(workspace=workspace, photo=photo, kind=JobKind.TOUCH_UP, params={"mask": pending})
+
+    listed, _ = _sweep("--delete")
+
+    assert listed == [orphan]
+    assert pending in stored_files()

@@ -88,6 +88,7 @@ def test_stage_reports_a_bad_file_and_still_stages_the_others(photos, tmp_path):
         (["--variants", "0"], "--variants must be between 1 and 16"),
         (["--segmenter", "magic"], "Unknown segmenter 'magic'"),
         (["--model", "dall-e"], "unknown scene model 'dall-e'"),
+        (["--preset", "beach"], "backdrop-mini has no style 'beach'"),
         (["--model", "sdxl-inpaint"], "model 'sdxl-inpaint' expects its files in .*models pull sdxl-inpaint"),
     ],
 )

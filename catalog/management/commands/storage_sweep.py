@@ -14,6 +14,9 @@ from django.core.management.base import BaseCommand
 from django.db import models
 from django.utils import timezone
 
+from catalog.jobs import ACTIVE
+from catalog.models import JobKind, PhotoJob
+
 
 def referenced_names() -> set[str]:
     """Every file name any FileField of any table points to."""
@@ -22,6 +25,10 @@ def referenced_names() -> set[str]:
         fields = [f.name for f in model._meta.get_fields() if isinstance(f, models.FileField)]
         for field in fields:
             names.update(n for n in model._default_manager.exclude(**{field: ""}).values_list(field, flat=True) if n)
+    # A touch-up's uploaded mask is named in its job's params until the job is over.
+    for params in PhotoJob.objects.filter(ACTIVE, kind=JobKind.TOUCH_UP).values_list("params", flat=True):
+        if params.get("mask"):
+            names.add(params["mask"])
     return names
 
 

@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from generation.decoding import UploadRejected
 from generation.pipelines.base import GenerationCancelled
+from generation.backdrop.styles import STYLE_NAMES
 from generation.registry import MODELS
 from generation.segmentation import SegmentationError, get_segmenter
 from generation.staging import StageOptions, stage_photo
@@ -62,6 +63,8 @@ class Command(BaseCommand):
         )
         if options.model != "none" and options.model not in MODELS:
             raise CommandError(f"unknown scene model {options.model!r}; available: none, {', '.join(MODELS)}")
+        if options.model != "none" and MODELS[options.model].backend == "backdrop" and options.style and options.style not in STYLE_NAMES:
+            raise CommandError(f"backdrop-mini has no style {options.style!r}; --preset takes one of: {', '.join(STYLE_NAMES)}")
         try:
             segmenter = get_segmenter(options.segmenter, model_dir=settings.VITRINE_REMBG_HOME)
         except (SegmentationError, ValueError) as exc:
