@@ -33,6 +33,9 @@ class BackendSpec:
     #: Pixels the backend was trained at: scenes are made at the canvas's aspect and this
     #: area, then resized to the canvas. ``None``: it works at any size.
     native_pixels: int | None = None
+    #: Whether the model reads the prompt's words. The bundled model has no text encoder: it
+    #: follows the preset's style and the brand palette, so pages say free text is ignored.
+    reads_prompt: bool = True
 
     def backend_class(self) -> type:
         """The class (imported now) whose ``from_folder(path, device=...)`` loads a model."""
@@ -54,6 +57,7 @@ BACKENDS: dict[str, BackendSpec] = {
                 title="backdrop-mini", schedulers=("ddim",), scheduler="ddim", steps=20, guidance=1.0,
                 guidance_range=(1.0, 1.0), strength_range=(1.0, 1.0),
             ),
+            reads_prompt=False,
         ),
         BackendSpec(
             name="sd-inpaint", implementation="generation.pipelines.sd_inpaint:StableDiffusionInpaintBackend",
@@ -100,6 +104,11 @@ class ModelSpec:
     @property
     def path(self) -> Path:
         return models_dir() / self.folder
+
+    @property
+    def reads_prompt(self) -> bool:
+        """Whether this model reads free text (its backend's :attr:`BackendSpec.reads_prompt`)."""
+        return BACKENDS[self.backend].reads_prompt
 
 
 MODELS: dict[str, ModelSpec] = {
