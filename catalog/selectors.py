@@ -1,10 +1,24 @@
 """Every read, scoped to the caller's workspace. A row of another workspace is not found."""
 from __future__ import annotations
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Case, Count, Exists, F, FilteredRelation, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, When
 from django.http import Http404
 
-from .models import ACTIVE_JOB_STATUSES, PhotoJob, JobKind, JobStatus, Membership, Product, ProductPhoto, User, Workspace
+from .models import (
+    ACTIVE_JOB_STATUSES,
+    ApiToken,
+    Invitation,
+    JobKind,
+    JobStatus,
+    Membership,
+    PhotoJob,
+    Product,
+    ProductPhoto,
+    Role,
+    User,
+    Workspace,
+    secret_hash,
+)
 
 
 def membership_for(*, user: User, workspace_slug: str | None = None) -> Membership | None:
@@ -108,3 +122,63 @@ def job_list(*, workspace: Workspace, photo_id=None, status: str | None = None) 
 
 def job_get(*, workspace: Workspace, job_id) -> PhotoJob:
     return get_or_404(PhotoJob.objects.filter(workspace=workspace), job_id)
+
+
+# Team: members, invitations, API tokens ----------------------------------------------------
+
+
+def member_list(*, workspace: Workspace) -> QuerySet[Membership]:
+    """The workspace's members with their accounts, owners first, then by who joined first."""
+    role_order = Case(*(When(role=role, then=rank) for rank, role in enumerate(Role.values)), output_field=IntegerField())
+    return (
+        Membership.objects.filter(workspace=workspace)
+        .select_related("user")
+        .annotate(role_rank=role_order)
+        .order_by("role_rank", "created_at", "pk")
+    )
+
+
+def member_get(*, workspace: Workspace, membership_id) -> Membership:
+    return get_or_404(Membership.objects.filter(workspace=workspace).select_related("user", "workspace"), membership_id)
+
+
+def invitation_list(*, workspace: Workspace) -> QuerySet[Invitation]:
+    """Invitations not yet accepted or revoked (expired ones too: their status says so), newest first."""
+    return Invitation.objects.filter(workspace=workspace, accepted_at__isnull=True, revoked_at__isnull=True).select_related(
+        "invited_by"
+    )
+
+
+def invitation_get(*, workspace: Workspace, invitation_id) -> Invitation:
+    return get_or_404(Invitation.objects.filter(workspace=workspace).select_related("invited_by", "workspace"), invitation_id)
+
+
+def invitation_for_token(*, token: str) -> Invitation | None:
+    """The invitation a link's token opens, whatever its state (the token is the credential,
+    so this read is not scoped to a workspace)."""
+    return Invitation.objects.select_related("workspace", "invited_by").filter(token_hash=secret_hash(token or "")).first()
+
+
+def account_exists(*, email: str) -> bool:
+    return User.objects.filter(email__iexact=email).exists()
+
+
+def api_token_list(*, workspace: Workspace, user: User | None = None) -> QuerySet[ApiToken]:
+    """The workspace's API tokens, newest first; only `user`'s when given."""
+    tokens = ApiToken.objects.filter(workspace=workspace).select_related("user")
+    if user is not None:
+        tokens = tokens.filter(user=user)
+    return tokens
+
+
+def api_token_get(*, workspace: Workspace, token_id, user: User | None = None) -> ApiToken:
+    return get_or_404(api_token_list(workspace=workspace, user=user), token_id)
+
+
+def api_token_for_key(*, key: str) -> ApiToken | None:
+    """The token a presented API key is, by its hash, with its user, workspace and
+    `member` (the user's membership there, None once removed), in one query: it runs on
+    every API request."""
+    member = FilteredRelation("user__memberships", condition=Q(user__memberships__workspace=F("workspace")))
+    tokens = ApiToken.objects.annotate(member=member).select_related("user", "workspace", "member")
+    return tokens.filter(key_hash=secret_hash(key)).first()

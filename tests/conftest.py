@@ -4,15 +4,17 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from catalog.models import Role, WorkerHeartbeat
+from catalog.selectors import membership_for
+from catalog.services import api_token_create
 from config.celery import app
 from tests.factories import MembershipFactory, WorkspaceFactory
 
@@ -82,8 +84,8 @@ def other_membership(db):
 
 def _client_for(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = api_token_create(membership=membership_for(user=user), name="tests")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 
@@ -118,18 +120,48 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-class WorkerProcess:
-    """One real Celery worker process on every queue, over Redis, on the test database. Its
-    log goes to a file (a pipe nobody reads fills up and blocks the worker)."""
+#: `make run`'s embedded broker (kombu's filesystem transport under VITRINE_VAR_DIR/broker).
+FILESYSTEM_BROKER = "filesystem://"
 
-    def __init__(self, *, name: str, log_path: Path, pool: str = "solo", env: dict | None = None):
+
+@contextmanager
+def sending_to(broker: str):
+    """Send this process's tasks to `broker` (`FILESYSTEM_BROKER`, or a Redis URL such as a
+    private server's) instead of the suite's Redis, with the transport options the workers
+    use for it; the suite's broker again afterwards."""
+    from config.settings.base import broker_transport_options
+
+    def reset_pools() -> None:
+        # Celery caches its connection and producer pools for the first broker it talked to.
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    before = app.conf.broker_url, app.conf.broker_transport_options
+    app.conf.broker_url = broker
+    app.conf.broker_transport_options = broker_transport_options(broker, settings.VAR_DIR)
+    reset_pools()
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.broker_transport_options = before
+        reset_pools()
+
+
+class WorkerProcess:
+    """One real Celery worker process on every queue, over Redis (or `broker`), on the test
+    database. Its log goes to a file (a pipe nobody reads fills up and blocks the worker)."""
+
+    def __init__(self, *, name: str, log_path: Path, pool: str = "solo", env: dict | None = None, broker: str | None = None):
         self.name, self.log_path = name, log_path
         self._log = log_path.open("w")
         environment = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings.local",
             "DATABASE_URL": _database_url(),
-            "REDIS_URL": settings.CELERY_BROKER_URL,
+            # An empty REDIS_URL is `make run`'s embedded broker (config/settings/base.py).
+            "REDIS_URL": "" if broker == FILESYSTEM_BROKER else (broker or settings.CELERY_BROKER_URL),
             "VITRINE_VAR_DIR": str(settings.VAR_DIR),
             "VITRINE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
             **(env or {}),
@@ -171,8 +203,8 @@ def spawn_worker(transactional_db, tmp_path, request):
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no message left from an earlier run
     started: list[WorkerProcess] = []
 
-    def spawn(name: str = "integration", *, pool: str = "solo", env: dict | None = None) -> WorkerProcess:
-        process = WorkerProcess(name=name, log_path=tmp_path / f"worker-{name}-{len(started)}.log", pool=pool, env=env)
+    def spawn(name: str = "integration", *, pool: str = "solo", env: dict | None = None, broker: str | None = None) -> WorkerProcess:
+        process = WorkerProcess(name=name, log_path=tmp_path / f"worker-{name}-{len(started)}.log", pool=pool, env=env, broker=broker)
         started.append(process)
         process.wait_ready()
         return process

@@ -2,9 +2,10 @@
 
     {"error": {"code": "file_too_large", "message": "…", "fields": {"file": ["…"]}}}
 """
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -32,6 +33,9 @@ def exception_handler(exc, context):
         return error_response(code=exc.code, message=exc.message, http_status=status.HTTP_400_BAD_REQUEST, fields={"file": [exc.message]})
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, DjangoPermissionDenied):
+        # A service's refusal (e.g. "Only an owner … can invite people.") keeps its words.
+        exc = exceptions.PermissionDenied(str(exc) or None)
     if isinstance(exc, Http404):
         return error_response(code="not_found", message=str(exc) or "Not found.", http_status=status.HTTP_404_NOT_FOUND)
     response = drf_exception_handler(exc, context)
@@ -44,3 +48,17 @@ def exception_handler(exc, context):
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         response.data = {"error": {"code": codes if isinstance(codes, str) else "error", "message": _first_message(response.data)}}
     return response
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="What went wrong, for programs (e.g. `last_owner`).")
+    message = serializers.CharField(help_text="What went wrong and what to do, for people.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False, help_text="Per-field messages, on 400."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error format above, for the OpenAPI schema."""
+
+    error = ErrorDetailSerializer()

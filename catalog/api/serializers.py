@@ -62,4 +62,33 @@ class TokenRequestSerializer(serializers.Serializer):
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="The API key: send it as `Authorization: Token <key>`. Shown only once.")
+    name = serializers.CharField(help_text="The token's name in lists (“API login”).")
+    workspace = serializers.SlugField(help_text="The workspace the token acts in.")
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="When the token stops working.")
+
+
+# Moving many photos at once (POST /api/v1/photos/assign/) --------------------------------
+
+#: More ids than one page of the photo grid shows, few enough for one locked update.
+PHOTOS_ASSIGN_MAX = 500
+
+
+class PhotoAssignSerializer(serializers.Serializer):
+    photos = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        min_length=1,
+        max_length=PHOTOS_ASSIGN_MAX,
+        help_text=f"Ids of the photos to move (1 to {PHOTOS_ASSIGN_MAX}); every one must be a photo of this workspace.",
+        error_messages={
+            "min_length": "Choose at least one photo to move.",
+            "max_length": f"Move at most {PHOTOS_ASSIGN_MAX} photos at a time.",
+            "empty": "Choose at least one photo to move.",
+        },
+    )
+    product = serializers.IntegerField(allow_null=True, help_text="The product to attach them to; null detaches them from any product.")
+
+
+class PhotoAssignResultSerializer(serializers.Serializer):
+    product = serializers.IntegerField(allow_null=True, help_text="Where the photos are now attached (null: no product).")
+    photos = serializers.ListField(child=serializers.IntegerField(), help_text="The ids moved, ascending.")

@@ -2,11 +2,10 @@
 from django.contrib.auth import authenticate
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.http import FileResponse, Http404, HttpResponseRedirect
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -17,8 +16,12 @@ from catalog import selectors, services
 from catalog.models import PhotoJob, Product, ProductPhoto
 from generation.decoding import UploadRejected
 
+from .permissions import WORKSPACE_HEADER
+from .errors import ErrorSerializer
 from .serializers import (
     JobSerializer,
+    PhotoAssignResultSerializer,
+    PhotoAssignSerializer,
     PhotoSerializer,
     PhotoUpdateSerializer,
     PhotoUploadSerializer,
@@ -43,21 +46,39 @@ class TokenThrottle(AnonRateThrottle):
 
 
 class AuthTokenView(APIView):
-    """Exchange email + password for the caller's API token."""
+    """Exchange email + password for a new API token named "API login"."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [TokenThrottle]
 
-    @extend_schema(request=TokenRequestSerializer, responses=TokenSerializer)
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={
+            200: TokenSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="The email and password do not match an account."),
+            403: OpenApiResponse(ErrorSerializer, description="The account belongs to no workspace, or not to the one named in `X-Vitrine-Workspace` (code `no_workspace`)."),
+            429: OpenApiResponse(ErrorSerializer, description="Too many attempts from this address; wait a minute."),
+        },
+        summary="Sign in for an API token",
+        description="Creates a new API token named “API login” for the account, acting in the workspace named by the "
+        "`X-Vitrine-Workspace` header (default: the account's first workspace). It expires after the server's default "
+        "(90 days unless configured); the key is in `token` and is shown only in this response. Send it as "
+        "`Authorization: Token <key>`. Tokens are listed and revoked at `/api/v1/tokens/` and on the Settings page.",
+    )
     def post(self, request):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = authenticate(request, email=data.validated_data["email"].lower(), password=data.validated_data["password"])
         if user is None or not user.is_active:
             raise ValidationError("That email and password do not match an account.", code="invalid_credentials")
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        membership = selectors.membership_for(user=user, workspace_slug=request.META.get(WORKSPACE_HEADER))
+        if membership is None:
+            raise PermissionDenied(
+                "That account does not belong to this workspace yet. Ask an owner of the workspace to invite you.", code="no_workspace"
+            )
+        token, key = services.api_token_create(membership=membership, name="API login")
+        return Response({"token": key, "name": token.name, "workspace": membership.workspace.slug, "expires_at": token.expires_at})
 
 
 class WorkspaceScoped:
@@ -161,7 +182,13 @@ class PhotoViewSet(
             self.get_serializer(photo).data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         )
 
-    @extend_schema(request=PhotoUpdateSerializer, responses=PhotoSerializer)
+    @extend_schema(
+        summary="Attach a photo to a product",
+        request=PhotoUpdateSerializer,
+        responses={200: PhotoSerializer, 404: OpenApiResponse(description="The photo or the product is not in this workspace.")},
+        description="Move one photo to another product, or detach it with `\"product\": null`. "
+        "`POST /api/v1/photos/assign/` moves many at once.",
+    )
     def partial_update(self, request, pk=None):
         photo = self.get_object()
         data = PhotoUpdateSerializer(data=request.data)
@@ -170,6 +197,27 @@ class PhotoViewSet(
         product = None if product_id is None else selectors.product_get(workspace=request.workspace, product_id=product_id)
         services.photo_assign(photo=photo, product=product)
         return Response(self.get_serializer(selectors.photo_get(workspace=request.workspace, photo_id=photo.pk)).data)
+
+    @extend_schema(
+        summary="Move many photos to a product",
+        request=PhotoAssignSerializer,
+        responses={
+            200: PhotoAssignResultSerializer,
+            400: OpenApiResponse(description="No ids, too many, or not whole numbers (`fields.photos` says which)."),
+            404: OpenApiResponse(description="A photo or the product is not in this workspace; the message names it. No photo was moved."),
+        },
+        description="Attach photos to one product, or detach them from any product with `\"product\": null`, in one "
+        "step: either every photo moves or none does. Photos already attached elsewhere are moved. To move one "
+        "photo, `PATCH /api/v1/photos/{id}/` with `{\"product\": id}` does the same.",
+    )
+    @action(detail=False, methods=["post"], url_path="assign", url_name="assign")
+    def assign(self, request):
+        data = PhotoAssignSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        product_id = data.validated_data["product"]
+        product = None if product_id is None else selectors.product_get(workspace=request.workspace, product_id=product_id)
+        moved = services.photos_assign(workspace=request.workspace, photo_ids=data.validated_data["photos"], product=product)
+        return Response(PhotoAssignResultSerializer({"product": product_id, "photos": moved}).data)
 
     def perform_destroy(self, instance):
         services.photo_delete(photo=instance)

@@ -43,6 +43,8 @@ if not POSTGRES_AVAILABLE:
 from .base import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Mail stays in django.core.mail.outbox (also for the live server, which runs in this process).
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # The in-process worker: tasks run on commit, in the test's own process. The integration
 # marker switches this off and runs a real worker over Redis.
 CELERY_TASK_ALWAYS_EAGER = True
