@@ -3,8 +3,11 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from brand.api.views import BrandKitViewSet, ScenePresetViewSet
+from catalog.api.team import ApiTokenViewSet, InvitationAcceptView, InvitationViewSet, MemberViewSet, WorkspaceView
 from catalog.api.views import AuthTokenView, JobViewSet, ProductViewSet
-from studio.api.views import AssetViewSet, CutoutViewSet, GenerationJobViewSet, PhotoSegmentView, PhotoViewSet
+from studio.api.views import (
+    AssetViewSet, AuditTrailView, CutoutViewSet, GenerationJobViewSet, JobSubmitView, NotificationViewSet, PhotoSegmentView, PhotoViewSet,
+)
 
 router = DefaultRouter()
 router.register("products", ProductViewSet, basename="product")
@@ -15,9 +18,17 @@ router.register("jobs", GenerationJobViewSet, basename="job")
 router.register("assets", AssetViewSet, basename="asset")
 router.register("brand-kits", BrandKitViewSet, basename="brand-kit")
 router.register("presets", ScenePresetViewSet, basename="preset")
+router.register("members", MemberViewSet, basename="member")
+router.register("invitations", InvitationViewSet, basename="invitation")
+router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("notifications", NotificationViewSet, basename="notification")
+router.register("audit", AuditTrailView, basename="audit")
 
 urlpatterns = [
     path("auth/token/", AuthTokenView.as_view(), name="auth-token"),
+    path("invitations/accept/", InvitationAcceptView.as_view(), name="invitation-accept"),
+    path("workspace/", WorkspaceView.as_view(), name="workspace"),
     path("photos/<int:pk>/segment/", PhotoSegmentView.as_view({"post": "create"}), name="photo-segment"),
+    path("jobs/<int:pk>/submit/", JobSubmitView.as_view({"post": "create"}), name="job-submit"),
     *router.urls,
 ]

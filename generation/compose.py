@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from generation.colour import dominant_colours
 from generation.lock import (
     LockCertificate,
     ProductLayer,
@@ -33,6 +34,9 @@ class ComposedImage:
     image: np.ndarray
     certificate: LockCertificate
     preflight: list[CheckResult]
+    #: The scene's main colours around the product, [((r, g, b), share), ...], for the
+    #: brand palette gate.
+    background_colours: list[tuple[tuple[int, int, int], float]]
 
     @property
     def preflight_passed(self) -> bool:
@@ -79,4 +83,11 @@ def compose(
     shadow_map = contact_shadow(mask=placed.alpha > 0.5) if shadow else None
     image, certificate = composite_locked(layer=layer, scene=scene, transform=transform, shadow=shadow_map)
     checks = run_preflight(image=image, alpha=placed.alpha, mask=placed.mask, channel=channel)
-    return ComposedImage(image=image, certificate=certificate, preflight=checks)
+    return ComposedImage(image=image, certificate=certificate, preflight=checks, background_colours=background_colours(image, placed.alpha))
+
+
+def background_colours(image: np.ndarray, alpha: np.ndarray, *, k: int = 4) -> list[tuple[tuple[int, int, int], float]]:
+    """The main colours of the scene where the product is not (alpha below 2 %), on a
+    subsample of at most ~250k pixels: colour shares do not need every pixel."""
+    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 250_000)))
+    return dominant_colours(image[::step, ::step], mask=alpha[::step, ::step] < 0.02, k=k, samples=8000)

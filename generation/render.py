@@ -71,6 +71,7 @@ class RenderedAsset:
     transform: Transform
     native_size: tuple[int, int] | None
     preview: bytes
+    background_colours: list[tuple[tuple[int, int, int], float]] = field(default_factory=list)
     sha256: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -209,7 +210,7 @@ def _finish(*, plan, layer, spec, canvas, transform, native, variant, seed, scen
         channel=spec.name, variant=variant, seed=seed, png=png, width=canvas[0], height=canvas[1],
         certificate=certificate, preflight=[c.to_dict() for c in composed.preflight],
         preflight_passed=composed.preflight_passed, transform=transform, native_size=native,
-        preview=encode_preview(composed.image) if preview else b"",
+        preview=encode_preview(composed.image) if preview else b"", background_colours=composed.background_colours,
     )
 
 

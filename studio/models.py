@@ -1,5 +1,6 @@
-"""Tables of the work on photos: cutouts (per photo, in revisions), generation jobs and the
-assets they deliver.
+"""Tables of the work on photos: cutouts (per photo, in revisions), generation jobs, the
+assets they deliver, and what people decide about them (reviews, comments, the audit trail,
+notifications).
 
 The engine (`generation`) never sees these rows; tasks and services adapt between them and
 the engine's plain values."""
@@ -90,8 +91,23 @@ class GenerationJob(JobRow):
         return f"generation job {self.pk} ({self.status})"
 
 
+class ReviewState(models.TextChoices):
+    """Where an asset stands with the people who decide what ships. The transitions are the
+    services in `studio.reviews`; nothing else writes this field."""
+
+    GENERATED = "generated", "Not submitted"
+    IN_REVIEW = "in_review", "In review"
+    APPROVED = "approved", "Approved"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    REJECTED = "rejected", "Rejected"
+    PUBLISHED = "published", "Published"
+
+
 class Asset(models.Model):
-    """One delivered image: a variant on a channel canvas, locked, checked, with its recipe."""
+    """One delivered image: a variant on a channel canvas, locked, checked, with its recipe.
+
+    Its file never changes once stored: anything that would change pixels (regenerate, a new
+    cutout revision, a re-render) makes a new asset, which needs its own review."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="assets")
     job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="assets")
@@ -109,6 +125,13 @@ class Asset(models.Model):
     preflight = models.JSONField(default=list)
     preflight_passed = models.BooleanField()
     recipe = models.JSONField()
+    #: QA gates computed when the asset was made: [{name, status pass|warn|fail, reason,
+    #: value, limit}] in `generation.gates.GATE_NAMES` order.
+    gates = models.JSONField(default=list)
+    gates_passed = models.BooleanField(default=True)
+    review_state = models.CharField(max_length=20, choices=ReviewState.choices, default=ReviewState.GENERATED)
+    #: The asset this one was regenerated from (its review history stays with the original).
+    regenerated_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -117,6 +140,121 @@ class Asset(models.Model):
             # A retried task cannot store the same image twice.
             models.UniqueConstraint(fields=["job", "channel", "variant"], name="asset_unique_per_job"),
         ]
+        indexes = [models.Index(fields=["workspace", "review_state"], name="asset_workspace_state")]
+
+    @property
+    def failing_gates(self) -> list[dict]:
+        return [gate for gate in self.gates if gate["status"] == "fail"]
 
     def __str__(self) -> str:
         return f"asset {self.pk} ({self.channel} #{self.variant})"
+
+
+class ReviewDecision(models.TextChoices):
+    APPROVED = "approved", "Approved"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    REJECTED = "rejected", "Rejected"
+
+
+class Review(models.Model):
+    """One round of review of one asset: opened when it is submitted, closed by a decision.
+
+    An approval pins the exact pixels: the sha256 of the asset's file (re-read from storage at
+    the moment of approval) and the cutout revision it was made from."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="reviews")
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="reviews")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    submitted_at = models.DateTimeField(auto_now_add=True)
+    decision = models.CharField(max_length=20, choices=ReviewDecision.choices, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    #: Why a brand manager approved over failing gates (the gates' names are in `overridden`).
+    override_reason = models.TextField(blank=True)
+    overridden = models.JSONField(default=list, blank=True)
+    asset_sha256 = models.CharField(max_length=64, blank=True)
+    cutout_revision = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at", "-pk"]
+        constraints = [
+            # One open review per asset: a double submit cannot open two.
+            models.UniqueConstraint(fields=["asset"], condition=models.Q(decision=""), name="review_one_open_per_asset"),
+            models.CheckConstraint(
+                condition=~models.Q(decision="approved") | (~models.Q(asset_sha256="") & models.Q(cutout_revision__isnull=False)),
+                name="review_approval_pinned",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"review {self.pk} of asset {self.asset_id} ({self.decision or 'open'})"
+
+
+class AssetComment(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="asset_comments")
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    body = models.TextField(max_length=4000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+
+class AuditVerb(models.TextChoices):
+    PHOTO_UPLOADED = "photo.uploaded", "Photo uploaded"
+    CUTOUT_MADE = "cutout.made", "Cutout made"
+    CUTOUT_TOUCHED_UP = "cutout.touched_up", "Cutout touched up"
+    CUTOUT_RESET = "cutout.reset", "Cutout reset"
+    ASSET_GENERATED = "asset.generated", "Image generated"
+    REVIEW_SUBMITTED = "review.submitted", "Submitted for review"
+    REVIEW_APPROVED = "review.approved", "Approved"
+    REVIEW_CHANGES_REQUESTED = "review.changes_requested", "Changes requested"
+    REVIEW_REJECTED = "review.rejected", "Rejected"
+    REVIEW_COMMENTED = "review.commented", "Commented"
+    ASSET_EXPORTED = "asset.exported", "Exported"
+
+
+class AuditEvent(models.Model):
+    """One thing that happened, who did it, and what it was about. Append-only; the rows it
+    points to may go, so `detail` keeps what a reader of the trail needs (names, hashes)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    actor_email = models.CharField(max_length=254, blank=True)
+    verb = models.CharField(max_length=40, choices=AuditVerb.choices)
+    photo = models.ForeignKey(ProductPhoto, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    cutout = models.ForeignKey(Cutout, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    asset = models.ForeignKey(Asset, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [
+            models.Index(fields=["workspace", "created_at"], name="audit_workspace_created"),
+            models.Index(fields=["asset", "created_at"], name="audit_asset_created"),
+        ]
+
+
+class NotificationKind(models.TextChoices):
+    AWAITING_REVIEW = "awaiting_review", "Awaiting review"
+    DECIDED = "decided", "Decision made"
+
+
+class Notification(models.Model):
+    """A message to one member, shown in the app (and sent by email when it is made)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="notifications")
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=20, choices=NotificationKind.choices)
+    message = models.CharField(max_length=500)
+    asset = models.ForeignKey(Asset, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    count = models.PositiveIntegerField(default=1, help_text="how many assets the message is about")
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["recipient", "workspace", "read_at"], name="notification_unread")]

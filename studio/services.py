@@ -6,6 +6,7 @@ import logging
 import secrets
 import uuid
 import warnings
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 from PIL import Image
 
@@ -31,7 +33,8 @@ from generation.render import channel_spec
 from generation.segmentation import check_segmenter_name
 
 from .dispatch import generation_jobs_dispatch
-from .models import Asset, Cutout, CutoutSource, GenerationJob
+from .audit import audit_record
+from .models import Asset, AuditVerb, Cutout, CutoutSource, GenerationJob, ReviewState
 from .tasks import cutout_photo_task, cutout_touch_up_task, generate_scenes_task
 from .work import cutout_files_save
 
@@ -44,9 +47,15 @@ logger = logging.getLogger(__name__)
 def photo_add(*, workspace: Workspace, file: File, uploaded_by: User | None = None, product: Product | None = None) -> PhotoUploadResult:
     """Upload one photo under the catalog's rules and queue its cutout in the same
     transaction. The one path for the page, the API and storefront imports."""
-    return photo_upload(
-        workspace=workspace, file=file, uploaded_by=uploaded_by, product=product, then=lambda photo: cutout_request(photo=photo)
-    )
+
+    def then(photo: ProductPhoto) -> None:
+        audit_record(
+            workspace_id=workspace.pk, verb=AuditVerb.PHOTO_UPLOADED, actor=uploaded_by, photo=photo,
+            detail={"name": photo.original_name, "sha256": photo.original_sha256, "bytes": photo.original_bytes},
+        )
+        cutout_request(photo=photo)
+
+    return photo_upload(workspace=workspace, file=file, uploaded_by=uploaded_by, product=product, then=then)
 
 
 class PhotoHasAssets(Exception):
@@ -61,24 +70,70 @@ class PhotoHasAssets(Exception):
         super().__init__(self.message)
 
 
-def photo_remove(*, photo: ProductPhoto, delete_assets: bool = False) -> None:
+class PhotoHasApprovedAssets(Exception):
+    """Deleting this photo would lose approved images that are not published yet: a brand
+    manager's decision that exists nowhere else. The caller must say so a second time."""
+
+    def __init__(self, count: int):
+        self.count = count
+        images, are, them = ("image", "is", "it") if count == 1 else ("images", "are", "them")
+        self.message = (
+            f"Deleting this photo would lose {count} approved {images} that {are} not published yet. "
+            f"Publish or download {them} first, or confirm that {them} should be deleted too."
+        )
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class PhotoRemoval:
+    """What deleting a photo takes along, for the confirmation a person reads first."""
+
+    cutouts: int  # cutout revisions (their cutout and mask files are removed)
+    generation_jobs: int
+    assets: int  # generated images, files included
+    approved: int  # of those, approved and not yet published
+
+
+def photo_removal_summary(*, photo: ProductPhoto) -> PhotoRemoval:
+    """Count what `photo_remove` would delete, by the same rules it refuses by."""
+    assets = Asset.objects.filter(photo=photo).aggregate(
+        total=Count("pk"), approved=Count("pk", filter=Q(review_state=ReviewState.APPROVED))
+    )
+    return PhotoRemoval(
+        cutouts=Cutout.objects.filter(photo=photo).count(),
+        generation_jobs=GenerationJob.objects.filter(photo=photo).count(),
+        assets=assets["total"],
+        approved=assets["approved"],
+    )
+
+
+def photo_remove(*, photo: ProductPhoto, delete_assets: bool = False, delete_approved: bool = False) -> None:
     """Delete a photo with everything made from it: cutout revisions, touch-up uploads,
-    generation jobs and (only when asked) their assets. Rows go in one transaction; their
-    files are removed once it has committed, so a failure leaves both in place."""
-    assets = list(Asset.objects.filter(photo=photo))
-    if assets and not delete_assets:
-        raise PhotoHasAssets(len(assets))
-    names = [f.name for asset in assets for f in (asset.file, asset.preview) if f]
-    names += [f.name for cutout in Cutout.objects.filter(photo=photo) for f in (cutout.cutout, cutout.mask) if f]
-    names += [job.params["mask"] for job in photo.jobs.filter(kind=JobKind.TOUCH_UP) if job.params.get("mask")]
+    generation jobs and (only when asked) their assets. A photo with generated images raises
+    PhotoHasAssets unless `delete_assets`; one with approved, unpublished images also raises
+    PhotoHasApprovedAssets unless `delete_approved`. Rows go in one transaction; their files
+    are removed once it has committed, so a failure leaves both in place."""
     with transaction.atomic():
+        # The photo row locked first: a worker storing a new asset of it (a foreign key to
+        # this row) waits until we are done, so no image arrives unchecked between the count
+        # and the delete; the assets locked too, so none is approved in between.
+        ProductPhoto.objects.select_for_update().filter(pk=photo.pk).exists()
+        assets = list(Asset.objects.select_for_update().filter(photo=photo).order_by("pk"))
+        if assets and not delete_assets:
+            raise PhotoHasAssets(len(assets))
+        approved = sum(asset.review_state == ReviewState.APPROVED for asset in assets)
+        if approved and not delete_approved:
+            raise PhotoHasApprovedAssets(approved)
+        names = [f.name for asset in assets for f in (asset.file, asset.preview) if f]
+        names += [f.name for cutout in Cutout.objects.filter(photo=photo) for f in (cutout.cutout, cutout.mask) if f]
+        names += [job.params["mask"] for job in photo.jobs.filter(kind=JobKind.TOUCH_UP) if job.params.get("mask")]
         # Assets and jobs protect the cutouts they were made from; they go first.
         Asset.objects.filter(photo=photo).delete()
         GenerationJob.objects.filter(photo=photo).delete()
         Cutout.objects.filter(photo=photo).delete()
         photo_delete(photo=photo)
         transaction.on_commit(lambda: delete_files(names))
-    logger.info("studio.photo.removed", extra={"photo_id": photo.pk, "assets": len(assets), "files": len(names)})
+    logger.info("studio.photo.removed", extra={"photo_id": photo.pk, "assets": len(assets), "approved": approved, "files": len(names)})
 
 
 # Cutouts -----------------------------------------------------------------------------------
@@ -238,6 +293,8 @@ def generation_plan(*, preset: ScenePreset, brand_kit: BrandKit, prompt: str, se
         "loras_skipped": [lora["name"] for lora in kit_data["loras"]] if spec.backend == "backdrop" else [],
         "preset": preset_data,
         "brand_kit": kit_data,
+        # The QA gate re-checks the final prompt (preset and kit fragments included) with them.
+        "banned_terms": list(brand_kit.banned_terms),
     }
 
 
@@ -333,7 +390,12 @@ def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
 def asset_regenerate(*, asset: Asset, user: User | None) -> GenerationJob:
     """A new job that replays the asset's recipe: same cutout revision, model, prompts,
     settings, seed and channel. On the same hardware and versions: the same pixels."""
-    plan = {**asset.recipe["plan"], "channels": [asset.channel], "keep_variants": [asset.variant]}
+    plan = {
+        **asset.recipe["plan"], "channels": [asset.channel], "keep_variants": [asset.variant],
+        # New pixels need their own decision: an asset that was in front of the brand
+        # managers puts its regenerated image there again (studio.reviews).
+        "regenerated_from": asset.pk, "submit_for_review": asset.review_state != ReviewState.GENERATED,
+    }
     return _generation_job_enqueue(
         photo=asset.photo, user=user, plan=plan, preset=asset.job.preset, brand_kit=asset.job.brand_kit,
         prompt=plan.get("user_prompt", ""), cutout=asset.cutout,

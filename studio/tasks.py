@@ -7,11 +7,12 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from catalog.jobs import run_job
+from catalog.jobs import JobStatus, run_job
 from catalog.models import PhotoJob
 
 from .dispatch import generation_jobs_dispatch
 from .models import GenerationJob
+from .reviews import regenerated_assets_submit
 from .work import cutout_make, cutout_touch_up, generation_run, touch_up_upload_discard
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ def generate_scenes_task(self: Task, job_id: int) -> None:
     """Make a generation job's scenes (gpu queue; the model stays loaded in the worker)."""
     try:
         run_job(self, job_id, lambda job, progress: generation_run(job=job, progress=progress), model=GenerationJob)
+        job = GenerationJob.objects.filter(pk=job_id, status=JobStatus.SUCCEEDED).select_related("created_by").first()
+        if job is not None:
+            regenerated_assets_submit(job=job)
     finally:
         # However it ended, a gpu slot may be free: send the next workspace's job. A database
         # blip here is not the job's failure; the workers' periodic dispatch catches up.

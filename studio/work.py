@@ -24,15 +24,18 @@ from catalog.files import delete_files, photo_dir
 from catalog.jobs import TRANSIENT_ERRORS, JobCancelled, JobFailed, JobLeaseLost, JobStatus, JobWaiting, job_cancel_requested
 from catalog.models import JobKind, PhotoJob, ProductPhoto, User
 from generation.decoding import UploadRejected, decode_mask_png
+from generation.gates import CutoutSignals, asset_gates, gates_passed
 from generation.lock import ProductLayer
 from generation.pipelines.base import GenerationCancelled, OutOfMemory
+from generation.preflight import CHANNELS
 from generation.provenance import PNG_COMPRESS_LEVEL
 from generation.registry import load_scene_backend
 from generation.render import LoraRef, RenderedAsset, RenderPlan, render
 from generation.segmentation import SegmentationError, SegmentationResult, cutout_rgba, get_segmenter, lock_mask_image
 from generation.segmentation.touch_up import touch_up
 
-from .models import Asset, Cutout, CutoutSource, GenerationJob
+from .audit import audit_record
+from .models import Asset, AuditVerb, Cutout, CutoutSource, GenerationJob
 from .selectors import cutout_current, cutout_result, photo_rgb
 
 logger = logging.getLogger(__name__)
@@ -151,13 +154,21 @@ def cutout_files_save(
             directory = f"{photo_dir(workspace_id=photo.workspace_id, sha256=photo.original_sha256)}/cutouts/r{revision}"
             stored.append(default_storage.save(f"{directory}/cutout.png", ContentFile(cutout_png)))
             stored.append(default_storage.save(f"{directory}/mask.png", ContentFile(mask_png)))
-            return Cutout.objects.create(
+            cutout = Cutout.objects.create(
                 workspace_id=photo.workspace_id, photo=photo, revision=revision, source=source, parent=parent,
                 cutout=stored[0], mask=stored[1], created_by=user, **fields,
             )
+            audit_record(
+                workspace_id=photo.workspace_id, verb=_CUTOUT_VERBS[source], actor=user, photo=photo, cutout=cutout,
+                detail={"revision": revision, "backend": cutout.backend, "mask_sha256": cutout.mask_sha256, "confident": cutout.confident},
+            )
+            return cutout
     except BaseException:
         delete_files(stored)
         raise
+
+
+_CUTOUT_VERBS = {CutoutSource.AUTOMATIC: AuditVerb.CUTOUT_MADE, CutoutSource.TOUCH_UP: AuditVerb.CUTOUT_TOUCHED_UP, CutoutSource.RESET: AuditVerb.CUTOUT_RESET}
 
 
 # Generation --------------------------------------------------------------------------------
@@ -261,6 +272,23 @@ def _assets_discard(job: GenerationJob) -> None:
     delete_files(names)
 
 
+def _asset_gates(*, job: GenerationJob, cutout: Cutout, rendered: RenderedAsset):
+    kit = job.plan.get("brand_kit", {})
+    spec = CHANNELS.get(rendered.channel)
+    return asset_gates(
+        certificate=rendered.certificate.to_dict(),
+        preflight=rendered.preflight,
+        cutout=CutoutSignals(confident=cutout.confident, notes=tuple(cutout.notes), locked_pixels=cutout.locked_pixels),
+        scale=rendered.transform.scale,
+        background_colours=rendered.background_colours,
+        palette=job.plan.get("palette", []),
+        palette_max_delta_e=kit.get("palette_max_delta_e"),
+        white_background=bool(spec and spec.white_background),
+        prompt=job.plan.get("prompt", ""),
+        banned_terms=job.plan.get("banned_terms", []),
+    )
+
+
 def _asset_store(*, job: GenerationJob, cutout: Cutout, rendered: RenderedAsset, described: dict) -> Asset:
     name = f"assets/{job.workspace_id}/{job.pk}/{rendered.channel}-{rendered.variant}-{rendered.sha256[:12]}.png"
     recipe = {
@@ -276,15 +304,29 @@ def _asset_store(*, job: GenerationJob, cutout: Cutout, rendered: RenderedAsset,
     existing = Asset.objects.filter(job=job, channel=rendered.channel, variant=rendered.variant).first()
     if existing is not None:  # a retried task made this one already
         return existing
+    gates = [gate.to_dict() for gate in _asset_gates(job=job, cutout=cutout, rendered=rendered)]
     stored = [default_storage.save(name, ContentFile(rendered.png))]
     try:
         stored.append(default_storage.save(name.removesuffix(".png") + "-preview.webp", ContentFile(rendered.preview)))
-        return Asset.objects.create(
-            workspace_id=job.workspace_id, job=job, photo_id=job.photo_id, cutout=cutout, variant=rendered.variant,
-            seed=rendered.seed, channel=rendered.channel, file=stored[0], preview=stored[1], sha256=rendered.sha256, width=rendered.width,
-            height=rendered.height, lock_certificate=rendered.certificate.to_dict(), preflight=rendered.preflight,
-            preflight_passed=rendered.preflight_passed, recipe=recipe,
-        )
+        with transaction.atomic():
+            asset = Asset.objects.create(
+                workspace_id=job.workspace_id, job=job, photo_id=job.photo_id, cutout=cutout, variant=rendered.variant,
+                seed=rendered.seed, channel=rendered.channel, file=stored[0], preview=stored[1], sha256=rendered.sha256, width=rendered.width,
+                height=rendered.height, lock_certificate=rendered.certificate.to_dict(), preflight=rendered.preflight,
+                preflight_passed=rendered.preflight_passed, recipe=recipe, gates=gates, gates_passed=gates_passed(gates),
+                regenerated_from_id=job.plan.get("regenerated_from"),
+            )
+            audit_record(
+                workspace_id=job.workspace_id, verb=AuditVerb.ASSET_GENERATED, actor=job.created_by, photo=job.photo, cutout=cutout, asset=asset,
+                detail={
+                    "job": job.pk, "model": job.plan["model"], "backend": described.get("backend", job.plan["backend"]), "seed": rendered.seed,
+                    "channel": rendered.channel, "preset": job.plan.get("preset", {}).get("name"), "preset_version": job.plan.get("preset", {}).get("version"),
+                    "brand_kit": job.plan.get("brand_kit", {}).get("name"), "brand_kit_version": job.plan.get("brand_kit", {}).get("version"),
+                    "cutout_revision": cutout.revision, "sha256": rendered.sha256,
+                    **({"regenerated_from": job.plan["regenerated_from"]} if job.plan.get("regenerated_from") else {}),
+                },
+            )
+        return asset
     except BaseException:
         delete_files(stored)
         raise

@@ -25,7 +25,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "catalog",
@@ -61,6 +60,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "studio.context_processors.notifications",
             ],
         },
     },
@@ -143,6 +143,8 @@ VITRINE_THUMBNAIL_SIDE = env.int("VITRINE_THUMBNAIL_SIDE", default=512)
 # weights under VITRINE_REMBG_HOME
 # (rembg's U2NET_HOME layout; `manage.py models pull NAME` fills it where the machine is online).
 VITRINE_SEGMENTER = env("VITRINE_SEGMENTER", default="graphcut")
+#: Where people reach this Vitrine, for links in emails.
+VITRINE_BASE_URL = env("VITRINE_BASE_URL", default="http://127.0.0.1:8000")
 VITRINE_REMBG_HOME = env("VITRINE_REMBG_HOME", default=env("U2NET_HOME", default=str(VAR_DIR / "models" / "rembg")))
 VITRINE_WORKER_STALE_SECONDS = env.int("VITRINE_WORKER_STALE_SECONDS", default=60)
 # A running job's worker renews its lease every third of this; a lease that lapses means the
@@ -161,22 +163,47 @@ VITRINE_GPU_IN_FLIGHT = env.int("VITRINE_GPU_IN_FLIGHT", default=2)
 # in any 24 hours; past either, new jobs are refused with a reason (API: 429).
 VITRINE_WORKSPACE_MAX_QUEUED_JOBS = env.int("VITRINE_WORKSPACE_MAX_QUEUED_JOBS", default=100)
 VITRINE_WORKSPACE_MAX_IMAGES_PER_DAY = env.int("VITRINE_WORKSPACE_MAX_IMAGES_PER_DAY", default=2000)
+# Settings: an invitation link works for this many days; a new API token expires after this
+# many days unless its creator picks another date (or none).
+VITRINE_INVITATION_DAYS = env.int("VITRINE_INVITATION_DAYS", default=7)
+VITRINE_API_TOKEN_DAYS = env.int("VITRINE_API_TOKEN_DAYS", default=90)
+
+# Email (invitations): EMAIL_URL as django-environ reads it, e.g. smtp+tls://user:pass@host:587;
+# unset, mail is printed by the console backend (what `make run` wants: the link is in the log).
+vars().update({key: value for key, value in env.email_url("EMAIL_URL", default="consolemail://").items() if value is not None})
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # an SMTP server that hangs must not hang a request
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Vitrine <vitrine@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Celery. Without REDIS_URL the broker is kombu's filesystem transport: it needs no server,
 # survives restarts (messages are files), and works across the web and worker processes.
 REDIS_URL = env("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
-if not REDIS_URL:
-    _broker_dir = VAR_DIR / "broker"
-    for _folder in ("out", "processed", "control"):
-        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "out"),
-        "data_folder_out": str(_broker_dir / "out"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
-    }
+# Generation's hard time limit, the longest any task may run (studio/tasks.py).
+VITRINE_GENERATION_SOFT_TIME_LIMIT = env.int("VITRINE_GENERATION_SOFT_TIME_LIMIT", default=1800)
+
+
+def broker_transport_options(broker_url: str, var_dir: Path) -> dict:
+    """The broker's transport options (a function: the fault tests point a process at another
+    broker with the options its workers use)."""
+    if broker_url.startswith("filesystem:"):
+        folder = Path(var_dir) / "broker"
+        for name in ("out", "processed", "control"):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "out"),
+            "data_folder_out": str(folder / "out"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+        }
+    # Redis hands an unacknowledged message to another worker after the visibility timeout.
+    # Below the longest task's hard limit, a healthy long generation would run twice; the
+    # job lease (not this timeout) is what notices a dead worker quickly.
+    return {"visibility_timeout": VITRINE_GENERATION_SOFT_TIME_LIMIT + 60 + 600}
+
+
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL, VAR_DIR)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True  # the job row is the result
 CELERY_RESULT_BACKEND = None
@@ -196,18 +223,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("VITRINE_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("VITRINE_TASK_TIME_LIMIT", default=660)
-VITRINE_GENERATION_SOFT_TIME_LIMIT = env.int("VITRINE_GENERATION_SOFT_TIME_LIMIT", default=1800)
-if REDIS_URL:
-    # Redis hands an unacknowledged message to another worker after the visibility timeout.
-    # Below the longest task's hard limit, a healthy long generation would run twice; the
-    # job lease (not this timeout) is what notices a dead worker quickly.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": VITRINE_GENERATION_SOFT_TIME_LIMIT + 60 + 600}
 CELERY_TASK_ALWAYS_EAGER = env.bool("VITRINE_TASKS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "catalog.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["catalog.api.permissions.IsWorkspaceMember"],
@@ -230,6 +251,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several rows have a `status`; each set of values gets its own name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "InvitationStatusEnum": ["open", "expired", "accepted", "revoked"],
+        "ApiTokenStatusEnum": ["active", "expired", "revoked"],
+        "JobStatusEnum": "catalog.jobs.JobStatus",
+    },
 }
 
 LOGGING = {

@@ -95,6 +95,23 @@ def lock_mask_from_alpha(alpha: np.ndarray) -> np.ndarray:
     return (alpha >= LOCK_ALPHA_THRESHOLD) & interior.astype(bool)
 
 
+#: What each cutout note means, in a merchant's words (the notes stay machine-readable).
+NOTE_TEXT = {
+    "empty": "no product was found in the photo",
+    "weak-edges": "the product's outline is faint against the background, so its edges may be wrong",
+    "busy-background": "the background is busy, so parts of it may be taken for the product",
+    "open-outline": "the outline does not close, so part of the product or of the background may be cut wrongly",
+    "touches-border": "the product touches the photo's edge, so it may be cut off there",
+    "tiny": "the product covers very little of the photo",
+    "fills-frame": "the product fills almost the whole photo, so background may be included",
+}
+
+
+def describe_notes(notes) -> list[str]:
+    """The notes of a cutout as sentences; an unknown note is shown as it is."""
+    return [NOTE_TEXT.get(note, note.replace("-", " ")) for note in notes]
+
+
 def result_from_alpha(
     *,
     image: np.ndarray,

@@ -1,7 +1,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from studio.models import Asset, Cutout, GenerationJob
+from studio.models import Asset, AssetComment, AuditEvent, Cutout, GenerationJob, Notification, Review
 
 
 class CutoutSerializer(serializers.ModelSerializer):
@@ -29,17 +29,6 @@ class CutoutRevisionSerializer(serializers.Serializer):
     photo = serializers.IntegerField()
     mask = serializers.FileField(help_text="PNG of the photo's size, at most 20 MB: white = product (locked), black = background.")
     base = serializers.IntegerField(required=False, help_text="Cutout revision id to edit; default the photo's newest.")
-
-
-class ApiErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The API's one error format (catalog.api.errors), for the schema."""
-
-    error = ApiErrorDetailSerializer()
 
 
 class CutoutResetSerializer(serializers.Serializer):
@@ -70,15 +59,26 @@ class GenerationJobCreateSerializer(serializers.Serializer):
     channels = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=False)
 
 
+class GateSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="lock, cutout, edge-halo, preflight, resolution, palette or banned-terms")
+    title = serializers.CharField(help_text="The gate's name in words")
+    status = serializers.ChoiceField(choices=["pass", "warn", "fail"], help_text="`fail` blocks approval unless overridden with a reason")
+    reason = serializers.CharField(help_text="What the gate found, in words")
+    value = serializers.FloatField(allow_null=True)
+    limit = serializers.FloatField(allow_null=True)
+
+
 class AssetSerializer(serializers.ModelSerializer):
     download = serializers.SerializerMethodField()
+    gates = GateSerializer(many=True, read_only=True)
     lock_verified_pixels = serializers.SerializerMethodField()
 
     class Meta:
         model = Asset
         fields = [
             "id", "job", "photo", "cutout", "variant", "seed", "channel", "width", "height", "sha256", "download",
-            "lock_verified_pixels", "lock_certificate", "preflight", "preflight_passed", "recipe", "created_at",
+            "lock_verified_pixels", "lock_certificate", "preflight", "preflight_passed", "gates", "gates_passed",
+            "review_state", "regenerated_from", "recipe", "created_at",
         ]
         read_only_fields = fields
 
@@ -89,3 +89,84 @@ class AssetSerializer(serializers.ModelSerializer):
 
     def get_lock_verified_pixels(self, asset) -> int:
         return asset.lock_certificate["locked_pixels"] if asset.lock_certificate.get("passed") else 0
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    submitted_by = serializers.EmailField(source="submitted_by.email", read_only=True, allow_null=True)
+    decided_by = serializers.EmailField(source="decided_by.email", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Review
+        fields = [
+            "id", "asset", "submitted_by", "submitted_at", "decision", "decided_by", "decided_at", "comment",
+            "override_reason", "overridden", "asset_sha256", "cutout_revision",
+        ]
+        read_only_fields = fields
+
+
+class AssetCommentSerializer(serializers.ModelSerializer):
+    author = serializers.EmailField(source="author.email", read_only=True, allow_null=True)
+
+    class Meta:
+        model = AssetComment
+        fields = ["id", "asset", "author", "body", "created_at"]
+        read_only_fields = ["id", "asset", "author", "created_at"]
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_email", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "created_at", "verb", "actor", "photo", "cutout", "asset", "detail"]
+        read_only_fields = fields
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Notification
+        fields = ["id", "kind", "message", "asset", "count", "created_at", "read_at"]
+        read_only_fields = fields
+
+
+class CommentRequestSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+
+
+class DecisionRequestSerializer(CommentRequestSerializer):
+    override_reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=4000, default="",
+        help_text="Required to approve an image with a failing QA gate; kept in its history.",
+    )
+
+
+class RequiredCommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(max_length=4000, help_text="What is wrong, for the person who submitted it.")
+
+
+class CommentCreateSerializer(serializers.Serializer):
+    body = serializers.CharField(max_length=4000)
+
+
+class BulkActionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["submit", "approve", "request_changes", "reject"])
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+
+
+class BulkSkippedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class BulkResultSerializer(serializers.Serializer):
+    done = serializers.ListField(child=serializers.IntegerField(), help_text="ids of the assets the action moved")
+    skipped = BulkSkippedSerializer(many=True, help_text="assets left as they were, each with the reason")
+
+
+class AssetIdsSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
+
+
+class NotificationReadSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, help_text="default: all unread")

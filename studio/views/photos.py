@@ -1,10 +1,7 @@
-"""Server-rendered pages. They read through selectors and write through the API or services;
-no logic of their own."""
-from functools import wraps
+"""The photo pages: the photo and its cutout, touch-up status, compose, and a job's scenes.
+Pages read through selectors and write through services; no logic of their own."""
 
-from django.conf import settings
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseForbidden
+from django.http import Http404
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -16,60 +13,11 @@ from catalog.jobs import JobStatus
 from catalog.models import JobKind
 from brand.services import workspace_defaults_ensure
 from studio import selectors as studio_selectors
+from studio import reviews
 from studio import services as studio_services
 
-from .forms import ComposeForm
-
-
-def workspace_page(view):
-    """Signed in, and acting in one of the caller's workspaces (request.workspace)."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        membership = selectors.membership_for(user=request.user, workspace_slug=request.session.get("workspace"))
-        if membership is None:
-            return HttpResponseForbidden("Your account does not belong to a workspace yet. Ask an owner to invite you.")
-        request.membership, request.workspace = membership, membership.workspace
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def _grid_context(request):
-    product = request.GET.get("product") or None
-    status = request.GET.get("status") if request.GET.get("status") in selectors.PHOTO_STATUSES else None
-    photos = list(selectors.photo_list(workspace=request.workspace, product_id=product, status=status)[:200])
-    return {
-        "photos": photos,
-        "processing": any(photo.status == "processing" for photo in photos),
-        "grid_query": request.GET.urlencode(),
-        "status": status,
-        "status_links": [(value, label, _with_param(request, "status", value)) for value, label in (
-            (None, "All"), ("processing", "Processing"), ("failed", "Needs attention"), ("ready", "Ready"))],
-    }
-
-
-def _with_param(request, name: str, value: str | None) -> str:
-    params = request.GET.copy()
-    params.pop(name, None)
-    if value:
-        params[name] = value
-    return f"?{params.urlencode()}" if params else "?"
-
-
-@workspace_page
-def products(request):
-    context = _grid_context(request)
-    context["products"] = selectors.product_list_with_cover(workspace=request.workspace, search=request.GET.get("q"))
-    context["max_upload_mb"] = settings.VITRINE_UPLOAD_MAX_BYTES // (1024 * 1024)
-    context["nav"] = "products"
-    return render(request, "studio/products.html", context)
-
-
-@workspace_page
-def photo_grid(request):
-    return render(request, "studio/_photo_grid.html", _grid_context(request))
+from ..forms import ComposeForm
+from .base import asset_before_style, workspace_page
 
 
 def _touch_up_context(photo, current_cutout) -> dict:
@@ -100,7 +48,9 @@ def _photo_context(request, photo_id: int) -> dict:
 
 @workspace_page
 def photo_detail(request, photo_id: int):
-    return render(request, "studio/photo.html", _photo_context(request, photo_id))
+    # `products`: the choices of the product select (studio/views/catalog.py moves the photo).
+    context = {**_photo_context(request, photo_id), "products": selectors.product_list(workspace=request.workspace)}
+    return render(request, "studio/photo.html", context)
 
 
 @workspace_page
@@ -179,23 +129,13 @@ def compose(request, photo_id: int):
     )
 
 
-def _before_style(asset) -> str:
-    """CSS that puts the original photo where the asset's transform put the product, so the
-    before/after slider compares the same pixels, not two framings."""
-    t = asset.recipe["transform"]
-    w, h = asset.width, asset.height
-    return (
-        f"left:{t['dx'] / w * 100:.4f}%;top:{t['dy'] / h * 100:.4f}%;"
-        f"width:{asset.photo.width * t['scale'] / w * 100:.4f}%;height:{asset.photo.height * t['scale'] / h * 100:.4f}%"
-    )
-
-
 def _job_context(request, job_id: int) -> dict:
     job = studio_selectors.generation_job_get(workspace=request.workspace, job_id=job_id)
     assets = list(studio_selectors.asset_list(workspace=request.workspace, job_id=job.pk)) if not job.is_active else []
     for asset in assets:
-        asset.before_style = _before_style(asset)
-    return {"job": job, "assets": assets, "nav": "products"}
+        asset.before_style = asset_before_style(asset)
+    submittable = sum(asset.review_state in reviews.SUBMITTABLE for asset in assets)
+    return {"job": job, "assets": assets, "submittable": submittable, "job_flash": request.session.pop("job_flash", None), "nav": "products"}
 
 
 @workspace_page

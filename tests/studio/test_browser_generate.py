@@ -1,4 +1,4 @@
-"""Upload → generate 4 scenes with the default preset → progress → gallery with lock badges,
+"""Upload → generate 4 scenes with the default preset → progress → gallery with the lock gate,
 in real headless Chromium, with a real worker running the bundled model."""
 import re
 
@@ -24,14 +24,17 @@ def test_generate_four_scenes_and_see_the_gallery(live_server, worker, page, tmp
 
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
     page.get_by_label("Generation progress").wait_for()
-    badges = page.locator(".asset .lock-badge")
-    badges.nth(3).wait_for(timeout=180_000)
-    texts = badges.all_inner_texts()
+    locks = page.locator(".asset [data-gate='lock']")
+    locks.nth(3).wait_for(timeout=180_000)
+    texts = locks.all_inner_texts()
     assert len(texts) == 4
-    assert all(re.fullmatch(r"Product unchanged: \d+ pixels verified", t) for t in texts)
     job = GenerationJob.objects.get()
     assert (job.status, job.variants, job.preset.is_default) == ("succeeded", 4, True)
     assets = Asset.objects.filter(job=job)
     assert assets.count() == 4
     assert all(a.lock_certificate["changed_pixels"] == 0 for a in assets)
-    assert {f"Product unchanged: {a.lock_certificate['locked_pixels']} pixels verified" for a in assets} == set(texts)
+    # The lock says what was done to the product: on the default channel it was resized, and
+    # the page says so (never "unchanged" for resampled pixels).
+    lock_gates = [next(g for g in a.gates if g["name"] == "lock") for a in assets]
+    assert {f"Pass Pixel lock {g['reason']}" for g in lock_gates} == {" ".join(t.split()) for t in texts}
+    assert all(("resized" in g["reason"]) == (a.lock_certificate["transform"]["scale"] != 1.0) for g, a in zip(lock_gates, assets))
