@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: run test soak worker migrate clean
+.PHONY: run test soak fuzz worker migrate clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ test: $(VENV)/.deps-test
 # figures docs/benchmarks.md quotes. SOAK_ARGS="--jobs 200" make soak
 soak: $(VENV)/.deps-test
 	$(PY) bench/soak.py $(SOAK_ARGS)
+
+# The upload path fuzzed long: 10,000 new random files through the upload service (make test
+# runs the same target with 300 fixed ones). FUZZ_EXAMPLES=50000 make fuzz
+FUZZ_EXAMPLES ?= 10000
+fuzz: $(VENV)/.deps-test
+	VITRINE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/catalog/test_upload_fuzz.py -q -p no:warnings --hypothesis-show-statistics
 
 clean:
 	rm -rf var staticfiles .pytest_cache

@@ -2,18 +2,24 @@
 
     make soak                       # SOAK_ARGS="--jobs 200 --kill-every 6" make soak
     .venv/bin/python bench/soak.py [--jobs 100] [--workers 2] [--kill-every 8] [--kills-per-job 2] [--worker-kill-share 0.25]
+                                   [--restart-redis-every 60 [--redis-port 6391]]
 
 Real Celery workers (prefork, one child each) over Redis on PostgreSQL run generation jobs
 with the bundled model. Every `--kill-every` seconds a job in the middle of its work (one
 killed fewer than `--kills-per-job` times) has its process killed with SIGKILL: usually the pool child, sometimes (`--worker-kill-share`) the
-whole worker, which is then started again. Leases are short (4 s) and reaping frequent (2 s)
-so that recovery is measured in seconds. At the end it prints, as JSON:
+whole worker, which is then started again. With `--restart-redis-every`, the broker is a
+private `redis-server` without persistence that is killed and started again (empty) that
+often: the queued and unacknowledged messages are lost each time, and the workers' re-send of
+lost messages must bring every job back. Leases are short (4 s), reaping frequent (2 s) and
+lost messages re-sent after 10 s, so that recovery is measured in seconds. At the end it
+prints, as JSON:
 
 * jobs, kills (pool children, whole workers), completed, failed, not finished;
 * duplicates: asset files stored more than once for one (job, channel, variant) — a killed
   worker may have written a file and died before its row;
 * orphans: files in storage that no row points to (`manage.py storage_sweep`'s count);
-* rows left running; the longest a killed job waited before a worker took it up again.
+* rows left running; the longest a killed job waited before a worker took it up again;
+* redis_restarts.
 
 Needs PostgreSQL and Redis (defaults: 127.0.0.1, database `vitrine_soak`, created if missing,
 Redis db 9, flushed). Uses its own media folder in a temporary directory.
@@ -35,7 +41,45 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-RECOVERY = {"VITRINE_JOB_LEASE_SECONDS": "4", "VITRINE_JOB_REAP_SECONDS": "2"}
+RECOVERY = {"VITRINE_JOB_LEASE_SECONDS": "4", "VITRINE_JOB_REAP_SECONDS": "2", "VITRINE_JOB_RESEND_SECONDS": "10"}
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+class PrivateRedis:
+    """A redis-server of the soak's own, without persistence: killed, it comes back empty."""
+
+    def __init__(self, port: int, log_dir: Path):
+        self.port, self.log = port, (log_dir / "redis.log").open("a")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis(port=self.port, socket_timeout=1).ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def _ensure_database(url: str) -> None:
@@ -83,11 +127,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/vitrine_soak")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/9")
+    parser.add_argument("--restart-redis-every", type=float, default=0.0, metavar="SECONDS",
+                        help="use a private redis-server without persistence and kill and restart it this often (0: never)")
+    parser.add_argument("--redis-port", type=int, default=6391, help="port of that private redis-server")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
     _ensure_database(args.database)
     var = Path(tempfile.mkdtemp(prefix="vitrine-soak-"))
+    private_redis = None
+    if args.restart_redis_every > 0:
+        private_redis = PrivateRedis(args.redis_port, var)
+        private_redis.start()
+        args.redis = private_redis.url
     env = {
         **os.environ, **RECOVERY, "DJANGO_SETTINGS_MODULE": "config.settings.local", "DATABASE_URL": args.database,
         "REDIS_URL": args.redis, "VITRINE_VAR_DIR": str(var), "VITRINE_MEDIA_ROOT": str(var / "media"),
@@ -127,6 +179,8 @@ def main() -> None:
     waits: list[float] = []
     pending_kills: dict[int, tuple[float, str]] = {}  # job id → (time of the kill, worker it had)
     started = time.monotonic()
+    redis_restarts = 0
+    next_restart = started + args.restart_redis_every if private_redis else float("inf")
     try:
         photo = photo_add(workspace=workspace, file=SimpleUploadedFile("soak.png", product_on_white(size=(320, 240), seed=args.seed))).photo
         job_ids = [
@@ -140,6 +194,10 @@ def main() -> None:
                     waits.append(time.monotonic() - pending_kills.pop(job.pk)[0])
             if all(not job.is_active for job in jobs):
                 break
+            if time.monotonic() >= next_restart:
+                private_redis.restart()  # the queue and every unacknowledged message are gone
+                redis_restarts += 1
+                next_restart = time.monotonic() + args.restart_redis_every
             if time.monotonic() >= next_kill:
                 busy = [
                     j for j in jobs
@@ -175,6 +233,8 @@ def main() -> None:
     finally:
         for worker in workers:
             worker.stop()
+        if private_redis is not None:
+            private_redis.stop()
 
     jobs = list(GenerationJob.objects.filter(pk__in=job_ids))
     statuses = Counter(job.status for job in jobs)
@@ -193,6 +253,7 @@ def main() -> None:
         "assets_expected": 2 * len(jobs),
         "duplicates": sum(count - 1 for count in per_variant.values() if count > 1),
         "orphans": sum(1 for name in stored_names() if name not in referenced),
+        "redis_restarts": redis_restarts,
         "longest_wait_after_kill_s": round(max(waits), 2) if waits else None,
         "median_wait_after_kill_s": round(sorted(waits)[len(waits) // 2], 2) if waits else None,
         "wall_s": round(time.monotonic() - started, 1),

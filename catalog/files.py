@@ -1,8 +1,10 @@
-"""Where a photo's files live in storage, and removing stored files on the way out."""
+"""Where a photo's files live in storage, storing several files all or none, and removing
+stored files on the way out."""
 from __future__ import annotations
 
 import logging
 
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 logger = logging.getLogger(__name__)
@@ -20,3 +22,25 @@ def delete_files(names: list[str]) -> None:
             default_storage.delete(name)
         except Exception:
             logger.warning("storage.delete_failed", extra={"name": name}, exc_info=True)
+
+
+def save_files(files: list[tuple[str, bytes]]) -> list[str]:
+    """Store each (name, bytes) and return the names used; on any failure none remain.
+
+    Each name is reserved before its write, so a write that fails half-way (a full disk)
+    leaves no partial file behind under a name nobody knows: the reserved names are deleted
+    whether or not their write finished."""
+    reserved: list[str] = []
+    used: list[str] = []
+    try:
+        for name, data in files:
+            target = default_storage.get_available_name(name)
+            reserved.append(target)
+            saved = default_storage.save(target, ContentFile(data))
+            if saved != target:  # another writer took the name in between
+                reserved.append(saved)
+            used.append(saved)
+        return used
+    except BaseException:
+        delete_files(reserved)
+        raise

@@ -4,9 +4,17 @@ and `run_job`, which drives a row around a piece of work inside a Celery task.
 Thumbnails and cutouts (`catalog.PhotoJob`), touch-ups and scene generation
 (`studio.GenerationJob`) are all rows of `JobRow`; none of them copies its fields or its
 state machine. Each transition checks the current state under `select_for_update`, so a
-redelivered message, a cancel racing a finish, or two workers never move a job twice."""
+redelivered message, a cancel racing a finish, or two workers never move a job twice.
+
+What a crash can lose, and what brings it back: a worker that dies mid-job leaves a running
+row whose lease lapses (`jobs_reap` requeues it); a broker that loses messages (Redis
+restarted without persistence, a worker killed while holding prefetched messages on the
+filesystem broker) leaves queued rows nobody will ever take (`jobs_resend_lost` sends them
+again). Both run from every worker's heartbeat loop; `job_start` makes a duplicate message
+harmless."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -18,8 +26,10 @@ from celery import current_app
 from django.apps import apps
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
+
+from catalog.errors_text import without_paths
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +60,9 @@ class JobRow(models.Model):
     #: The Celery task that does the work, by name: the reaper sends it again after a crash.
     task_name = models.CharField(max_length=200, blank=True)
     #: Who runs it now ("host:pid") and until when, unless that worker renews the lease.
-    #: A running row whose lease lapsed belongs to a worker that died.
+    #: A running row whose lease lapsed belongs to a worker that died. On a queued row that
+    #: was sent again (requeued, retried, re-sent) the same column says when its message
+    #: counts as lost if no worker took it up by then (`jobs_resend_lost`).
     worker = models.CharField(max_length=255, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -196,11 +208,116 @@ def jobs_reap() -> int:
                 if job.attempts >= settings.VITRINE_JOB_MAX_ATTEMPTS or not job.task_name:
                     _crashed_too_often(job, now)
                     continue
-                job.status, job.worker, job.lease_expires_at = JobStatus.QUEUED, "", None
+                job.status, job.worker, job.lease_expires_at = JobStatus.QUEUED, "", _delivery_deadline(now)
                 job.save(update_fields=["status", "worker", "lease_expires_at"])
                 transaction.on_commit(lambda name=job.task_name, pk=job.pk: task_send(name, pk))
                 logger.warning("job.reaped", extra={"job_id": job.pk, "model": model._meta.label})
     return moved
+
+
+def _resend_seconds() -> int:
+    return settings.VITRINE_JOB_RESEND_SECONDS
+
+
+def _delivery_deadline(now):
+    """When a message sent now counts as lost if its job is still queued."""
+    return now + timedelta(seconds=_resend_seconds())
+
+
+#: At most this many lost messages are sent again per queue and pass (a broker that lost a
+#: queue of thousands is refilled over a few passes, not in one burst).
+RESEND_BATCH = 100
+
+
+def _queue_of(task_name: str) -> str:
+    route = settings.CELERY_TASK_ROUTES.get(task_name) or {}
+    return route.get("queue", settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+def _sent_at_field(model: type[JobRow]) -> str:
+    """The column that says when a never-started row's task went to the broker. A job table
+    whose rows wait for a dispatcher (scene generation: workspaces take turns) marks the sent
+    ones with `dispatched_at`; its other rows are not on the broker and are not lost."""
+    names = {field.name for field in model._meta.get_fields()}
+    return "dispatched_at" if "dispatched_at" in names else "created_at"
+
+
+def _waiting_messages(queues: set[str]) -> dict[str, int] | None:
+    """Messages waiting on each broker queue (not those a worker holds); None when the
+    broker does not answer (then nothing is presumed lost)."""
+    from kombu.exceptions import ChannelError
+
+    try:
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1)
+            channel = conn.default_channel
+            counts = {}
+            for queue in queues:
+                try:
+                    counts[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+                except ChannelError:  # Redis drops an empty queue's key: nothing waits
+                    counts[queue] = 0
+            return counts
+    except Exception:
+        logger.warning("job.resend_broker_unreachable", exc_info=True)
+        return None
+
+
+def jobs_resend_lost() -> int:
+    """Send again the task of queued jobs whose message the broker lost, and return how
+    many were sent.
+
+    A queued row is *overdue* once `VITRINE_JOB_RESEND_SECONDS` passed since its task was
+    sent (its creation, its dispatch, or its requeue) without any worker taking it up. Being
+    overdue alone does not prove the message lost (a long backlog is overdue too), so per
+    broker queue only as many overdue rows are re-sent as the queue is short of messages:
+    sent-but-queued rows minus messages waiting. The oldest go first (the broker hands
+    messages out in order, so a lost one is older than those still waiting). Each re-sent
+    row is overdue again only after another period, and at most `RESEND_BATCH` go per queue
+    and pass. A duplicate message is harmless: `job_start` runs a job only from queued, and
+    a row another worker holds sends its message back until that lease could lapse."""
+    now = timezone.now()
+    overdue_by_queue: dict[str, list[tuple]] = {}
+    sent_by_queue: dict[str, int] = {}
+    for model in job_models():
+        sent_at = _sent_at_field(model)
+        sent = model.objects.filter(status=JobStatus.QUEUED, cancel_requested=False).exclude(task_name="")
+        if sent_at != "created_at":
+            sent = sent.filter(**{f"{sent_at}__isnull": False})
+        for task_name, count in sent.order_by().values_list("task_name").annotate(n=models.Count("pk")):
+            queue = _queue_of(task_name)
+            sent_by_queue[queue] = sent_by_queue.get(queue, 0) + count
+        overdue = sent.filter(
+            Q(lease_expires_at__lt=now)
+            | Q(lease_expires_at__isnull=True, **{f"{sent_at}__lt": now - timedelta(seconds=_resend_seconds())})
+        ).annotate(sent=F(sent_at)).order_by("lease_expires_at", "sent", "pk")
+        for pk, task_name, due, sent_time in overdue.values_list("pk", "task_name", "lease_expires_at", "sent")[: RESEND_BATCH * 4]:
+            overdue_by_queue.setdefault(_queue_of(task_name), []).append((due or sent_time, model, pk, task_name))
+    if not overdue_by_queue:
+        return 0
+    waiting = _waiting_messages(set(overdue_by_queue))
+    if waiting is None:
+        return 0
+    resent = 0
+    for queue, overdue in overdue_by_queue.items():
+        missing = min(sent_by_queue.get(queue, 0) - waiting.get(queue, 0), RESEND_BATCH)
+        for _, model, pk, task_name in sorted(overdue, key=lambda row: (row[0], row[2]))[: max(0, missing)]:
+            # Only a row still queued and still overdue (another worker's pass may have sent
+            # it a moment ago) is sent, once, and is due again one period later.
+            claimed = model.objects.filter(pk=pk, status=JobStatus.QUEUED).filter(
+                Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+            ).update(lease_expires_at=_delivery_deadline(now))
+            if claimed != 1:
+                continue
+            try:
+                task_send(task_name, pk)
+            except Exception:
+                model.objects.filter(pk=pk, status=JobStatus.QUEUED).update(lease_expires_at=now)  # the next pass tries again
+                logger.warning("job.resend_failed", extra={"job_id": pk, "model": model._meta.label}, exc_info=True)
+                continue
+            resent += 1
+            logger.warning("job.resent", extra={"job_id": pk, "model": model._meta.label, "queue": queue})
+    return resent
 
 
 def task_send(task_name: str, job_id: int) -> None:
@@ -238,9 +355,10 @@ def _job_finish(*, job: JobRow, status: str, error: str = "", expected: tuple[st
             return False  # another worker took it over; its run decides
         current.worker = "" if status == JobStatus.QUEUED else current.worker
         current.status = status
-        current.error = error
+        current.error = without_paths(error)  # people read it: no server paths, no tracebacks
         current.finished_at = timezone.now() if status != JobStatus.QUEUED else None
-        current.lease_expires_at = None
+        # Requeued for a retry: its next message counts as lost if it never arrives.
+        current.lease_expires_at = _delivery_deadline(timezone.now()) if status == JobStatus.QUEUED else None
         if status == JobStatus.SUCCEEDED:
             current.progress = 100
         current.save(update_fields=["status", "error", "finished_at", "progress", "lease_expires_at", "worker"])
@@ -289,6 +407,36 @@ LEASED_RETRIES = 60
 
 USER_ERROR = "Something went wrong while processing this photo. Try again; if it keeps failing, contact support."
 
+#: Storage refusing writes. Read-only or failing I/O may come back in seconds (a volume
+#: remounted, a network store blinking): retried like the database, then the job fails with
+#: STORAGE_ERROR. Full, over quota or too large waits for a person: it fails at once.
+STORAGE_RETRY_ERRNOS = frozenset({errno.EROFS, errno.EIO})
+STORAGE_ERRNOS = STORAGE_RETRY_ERRNOS | {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+STORAGE_ERROR = (
+    "The images could not be saved: file storage is refusing writes ({reason}). Nothing was kept. "
+    "Try again later; if it keeps failing, contact support."
+)
+
+
+def _storage_refused(exc: BaseException, errnos: frozenset[int] = STORAGE_ERRNOS) -> bool:
+    return isinstance(exc, OSError) and exc.errno in errnos
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if _storage_refused(exc):
+        return STORAGE_ERROR.format(reason=exc.strerror or type(exc).__name__)
+    return USER_ERROR
+
+
+def _drop_broken_connection() -> None:
+    """After the database went away mid-task, let the next query connect again (Django
+    keeps a dead connection until a request or task ends), so the retry can be recorded."""
+    if connection.connection is None or connection.in_atomic_block:
+        return
+    if not connection.is_usable():
+        connection.close()
+
+
 #: `work(job, progress)`: `progress(percent, message=None)` records how far it got.
 Work = Callable[[Row, Callable[..., None]], object]
 
@@ -308,8 +456,9 @@ class _LeaseKeeper(threading.Thread):
                     if not job_lease_renew(job=self.job):
                         self.lost = True
                         return
-                except Exception:  # a database blip: the next round tries again
+                except Exception:  # a database blip: the next round tries again, on a new connection
                     logger.warning("job.lease_renew_failed", extra={"job_id": self.job.pk}, exc_info=True)
+                    connection.close()
         finally:
             connection.close()  # this thread's own connection
 
@@ -347,12 +496,7 @@ def run_job(task, job_id: int, work: Work, *, model: type[JobRow]) -> JobRow | N
         logger.warning("job.lease_lost", extra={"job_id": job.pk, "model": name})
         return None
     except TRANSIENT_ERRORS as exc:
-        if task.request.retries >= MAX_RETRIES:
-            job_fail(job=job, error=USER_ERROR)
-            logger.exception("job.failed", extra={"job_id": job.pk, "model": name})
-            return job
-        job_requeue(job=job)
-        raise task.retry(exc=exc, countdown=2 ** task.request.retries, max_retries=MAX_RETRIES)
+        return _retry_transient(task, job, exc)
     except JobWaiting as exc:
         # Waiting is not an attempt: the work did not run.
         model.objects.filter(pk=job.pk).update(attempts=max(0, job.attempts - 1))
@@ -369,8 +513,10 @@ def run_job(task, job_id: int, work: Work, *, model: type[JobRow]) -> JobRow | N
         job_fail(job=job, error=exc.message)
         logger.info("job.failed", extra={"job_id": job.pk, "model": name, "reason": exc.message})
         return job
-    except Exception:
-        job_fail(job=job, error=USER_ERROR)
+    except Exception as exc:
+        if _storage_refused(exc, STORAGE_RETRY_ERRNOS):
+            return _retry_transient(task, job, exc)
+        job_fail(job=job, error=_failure_reason(exc))
         logger.exception("job.failed", extra={"job_id": job.pk, "model": name})
         return job
     finally:
@@ -379,3 +525,21 @@ def run_job(task, job_id: int, work: Work, *, model: type[JobRow]) -> JobRow | N
     job_succeed(job=job)
     logger.info("job.succeeded", extra={"job_id": job.pk, "model": name})
     return job
+
+
+def _retry_transient(task, job: JobRow, exc: BaseException) -> JobRow:
+    """The database or storage blinked: the job goes back to queued and its task comes back
+    with backoff, `MAX_RETRIES` times; then it fails with the reason in words."""
+    name = type(job)._meta.label
+    _drop_broken_connection()
+    if task.request.retries >= MAX_RETRIES:
+        job_fail(job=job, error=_failure_reason(exc))
+        logger.exception("job.failed", extra={"job_id": job.pk, "model": name})
+        return job
+    try:
+        job_requeue(job=job)
+    except TRANSIENT_ERRORS:
+        # Still no database: the row stays running under this lease, which lapses now that
+        # the keeper stops; the retry (or the reaper) takes the job over then.
+        logger.warning("job.requeue_failed", extra={"job_id": job.pk, "model": name}, exc_info=True)
+    raise task.retry(exc=exc, countdown=2 ** task.request.retries, max_retries=MAX_RETRIES)

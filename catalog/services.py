@@ -166,6 +166,8 @@ def photo_upload(
         max_bytes=settings.VITRINE_UPLOAD_MAX_BYTES,
         max_pixels=settings.VITRINE_UPLOAD_MAX_PIXELS,
         working_max_side=settings.VITRINE_WORKING_MAX_SIDE,
+        max_icc_bytes=settings.VITRINE_UPLOAD_MAX_ICC_BYTES,
+        max_metadata_bytes=settings.VITRINE_UPLOAD_MAX_METADATA_BYTES,
     )
     existing = ProductPhoto.objects.filter(workspace=workspace, original_sha256=accepted.sha256).first()
     if existing is not None:

@@ -1,5 +1,7 @@
 """/api/v1/: every app's endpoints on one router."""
-from django.urls import path
+from django.http import JsonResponse
+from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.routers import DefaultRouter
 
 from brand.api.views import BrandKitViewSet, ScenePresetViewSet
@@ -24,6 +26,16 @@ router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("audit", AuditTrailView, basename="audit")
 
+@csrf_exempt  # it changes nothing, whatever the method; the API's own views are exempt too
+def no_such_endpoint(request, rest=""):
+    """Anything under /api/v1/ that no route takes (e.g. `/api/v1/photos/abc/`: ids are whole
+    numbers) answers 404 in the API's error format, not the site's HTML page."""
+    return JsonResponse(
+        {"error": {"code": "not_found", "message": f"No API endpoint at {request.path}. The endpoints are listed at /api/docs/; ids in paths are whole numbers."}},
+        status=404,
+    )
+
+
 urlpatterns = [
     path("auth/token/", AuthTokenView.as_view(), name="auth-token"),
     path("invitations/accept/", InvitationAcceptView.as_view(), name="invitation-accept"),
@@ -31,4 +43,7 @@ urlpatterns = [
     path("photos/<int:pk>/segment/", PhotoSegmentView.as_view({"post": "create"}), name="photo-segment"),
     path("jobs/<int:pk>/submit/", JobSubmitView.as_view({"post": "create"}), name="job-submit"),
     *router.urls,
+    # Last: whatever the routes above did not take (paths without the slash are still
+    # redirected to it first by APPEND_SLASH, as before).
+    re_path(r"^(?P<rest>.*/)$", no_such_endpoint, name="no-such-endpoint"),
 ]

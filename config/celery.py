@@ -26,14 +26,16 @@ HEARTBEAT_SECONDS = 10
 
 
 def _beat_forever(stop: threading.Event, hostname: str) -> None:
-    """Write this worker's heartbeat, and look for jobs whose worker died (there is no beat
-    process to do it; locked rows are skipped, so workers reaping at once do not collide)."""
+    """Write this worker's heartbeat, look for jobs whose worker died and for queued jobs
+    whose message the broker lost (there is no beat process to do it; locked rows are
+    skipped, so workers reaping at once do not collide)."""
     # Imported late: the app registry is ready only once the worker has booted.
     import time
 
     from django.conf import settings
+    from django.db import connection
 
-    from catalog.jobs import jobs_reap
+    from catalog.jobs import jobs_reap, jobs_resend_lost
     from catalog.services import worker_heartbeat_record
     from studio.dispatch import generation_jobs_dispatch
 
@@ -49,9 +51,13 @@ def _beat_forever(stop: threading.Event, hostname: str) -> None:
             if now >= next_reap:
                 jobs_reap()
                 generation_jobs_dispatch(resend_lost=True)  # a gpu slot freed with no task to notice
+                jobs_resend_lost()
                 next_reap = now + reap_every
         except Exception:  # a database blip must not kill the worker; /healthz shows the gap
             logging.getLogger(__name__).warning("worker.heartbeat_failed", exc_info=True)
+            # Django keeps a connection the database dropped until a request ends, and this
+            # thread has none: without this every later round would fail on it.
+            connection.close()
         stop.wait(max(0.5, min(next_beat, next_reap) - time.monotonic()))
 
 

@@ -2,7 +2,15 @@
 are; workers are reported (a web node can be healthy while workers restart), and so are the
 jobs: running rows whose lease lapsed (their worker died and nothing has requeued them yet),
 per job table, and the age of the oldest queued job per queue. No worker alive, or a lapsed
-lease, answers 200 with "degraded": restarting the web process would not fix either."""
+lease, answers 200 with "degraded": restarting the web process would not fix either.
+
+Anyone gets only the status line, {"status": "ok" | "degraded" | "down"}, with the same HTTP
+code: worker hostnames, queue names, the database vendor and error texts are for a staff
+session or `Authorization: Bearer <VITRINE_HEALTH_TOKEN>`. The storage check writes and
+deletes a file, so it runs at most every VITRINE_HEALTH_STORAGE_SECONDS per process and its
+last result answers in between (probes call every few seconds)."""
+import hmac
+import threading
 import time
 import uuid
 
@@ -48,6 +56,42 @@ def _storage():
     name = default_storage.save(f"healthz/{uuid.uuid4().hex}", ContentFile(b"ok"))
     default_storage.delete(name)
     return {"backend": settings.STORAGE_BACKEND}
+
+
+class _StorageCheck:
+    """The last storage check's result, reused for VITRINE_HEALTH_STORAGE_SECONDS. One lock per
+    process, so a burst of probes makes one write, not one each."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._result: dict | None = None
+        self._at = 0.0
+
+    def __call__(self) -> dict:
+        with self._lock:
+            now = time.monotonic()
+            if self._result is None or now - self._at >= settings.VITRINE_HEALTH_STORAGE_SECONDS:
+                self._result, self._at = _timed(_storage), now
+                self._result["checked_seconds_ago"] = 0.0
+                return dict(self._result)
+            return {**self._result, "checked_seconds_ago": round(now - self._at, 1)}
+
+    def forget(self) -> None:
+        """Drop the remembered result (tests; a changed storage setting)."""
+        with self._lock:
+            self._result = None
+
+
+storage_check = _StorageCheck()
+
+
+def _may_see_details(request) -> bool:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_active and user.is_staff:
+        return True
+    token = settings.VITRINE_HEALTH_TOKEN
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def _workers():
@@ -96,12 +140,14 @@ def _jobs():
 @never_cache
 @require_GET
 def healthz(request):
-    checks = {"database": _timed(_database), "broker": _timed(_broker), "storage": _timed(_storage)}
+    checks = {"database": _timed(_database), "broker": _timed(_broker), "storage": storage_check()}
     checks["workers"] = _timed(_workers) if checks["database"]["ok"] else {"ok": False, "error": "database unavailable"}
     core_ok = all(checks[name]["ok"] for name in ("database", "broker", "storage"))
     jobs = _timed(_jobs) if checks["database"]["ok"] else {"ok": False, "error": "database unavailable"}
     if jobs["ok"]:
         jobs["ok"] = not any(jobs["lapsed_leases"].values())
     healthy = core_ok and checks["workers"]["ok"] and jobs["ok"]
-    body = {"status": "ok" if healthy else ("degraded" if core_ok else "down"), "checks": checks, "jobs": jobs}
+    body = {"status": "ok" if healthy else ("degraded" if core_ok else "down")}
+    if _may_see_details(request):
+        body.update(checks=checks, jobs=jobs)
     return JsonResponse(body, status=200 if core_ok else 503)

@@ -9,11 +9,12 @@ import hashlib
 import io
 import re
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 # Allowlisted by content: the first bytes decide, never the name or the Content-Type.
 _SIGNATURES = (
@@ -23,6 +24,12 @@ _SIGNATURES = (
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
 NOT_AN_IMAGE = "This file is not a JPEG, PNG or WebP image."
 CHUNK = 1024 * 1024
+# Metadata budgets, the defaults of validate_image's limits. Pillow reads a PNG colour profile
+# or text chunk only up to PngImagePlugin.MAX_TEXT_CHUNK (1 MiB) and raises past it, so a
+# larger profile could not be handled end to end: it would be refused as "not an image" in a
+# PNG, and in a JPEG carried into the working PNG, which every later step then fails to open.
+DEFAULT_MAX_ICC_BYTES = PngImagePlugin.MAX_TEXT_CHUNK
+DEFAULT_MAX_METADATA_BYTES = PngImagePlugin.MAX_TEXT_CHUNK
 
 
 class UploadRejected(Exception):
@@ -57,6 +64,12 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f}".rstrip("0").rstrip(".")
 
 
+def _exact(size: int) -> str:
+    # Bytes, not rounded megabytes: "50 MB; the limit is 50 MB" for one byte over tells the
+    # merchant nothing.
+    return f"{size:,} byte" if size == 1 else f"{size:,} bytes"
+
+
 def _declared_pixels(exc: Exception) -> int | None:
     match = re.search(r"\((\d+) pixels\)", str(exc))
     return int(match.group(1)) if match else None
@@ -86,22 +99,35 @@ def sha256_of(stream: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def validate_image(stream: BinaryIO, *, size_bytes: int, max_bytes: int, max_pixels: int, working_max_side: int) -> AcceptedImage:
+def validate_image(
+    stream: BinaryIO,
+    *,
+    size_bytes: int,
+    max_bytes: int,
+    max_pixels: int,
+    working_max_side: int,
+    max_icc_bytes: int = DEFAULT_MAX_ICC_BYTES,
+    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
+) -> AcceptedImage:
     """Check and fully decode one uploaded image, or raise UploadRejected.
 
-    Reads the stream in chunks for the hash; Pillow decodes from the stream itself, so a
-    file Django spooled to disk is never read whole into memory."""
+    The checks, in order: size, content signature, metadata budgets (colour profile, EXIF,
+    XMP, text; see metadata_check), the declared dimensions from the header, then a full
+    decode. Reads the stream in chunks for the hash; Pillow decodes from the stream itself,
+    so a file Django spooled to disk is never read whole into memory."""
     if size_bytes == 0:
         raise UploadRejected("This file is empty (0 bytes).", "empty_file")
     if size_bytes > max_bytes:
         raise UploadRejected(
-            f"This file is {_megabytes(size_bytes)} MB; the limit is {_megabytes(max_bytes)} MB.", "file_too_large"
+            f"This file is {_exact(size_bytes)}; the limit is {_exact(max_bytes)} ({_megabytes(max_bytes)} MB).", "file_too_large"
         )
     stream.seek(0)
     head = stream.read(16)
     declared = sniff_format(head)
     if declared is None:
         raise UploadRejected(NOT_AN_IMAGE, "unsupported_type")
+    # Before Pillow: it reads every marker and chunk of the header into memory at open.
+    metadata_check(stream, format=declared, size_bytes=size_bytes, max_icc_bytes=max_icc_bytes, max_metadata_bytes=max_metadata_bytes)
     sha256 = sha256_of(stream)
 
     with warnings.catch_warnings():
@@ -139,7 +165,12 @@ def validate_image(stream: BinaryIO, *, size_bytes: int, max_bytes: int, max_pix
 
     working = _working_copy(image, working_max_side)
     buffer = io.BytesIO()
-    working.save(buffer, format="PNG", compress_level=1)
+    icc = working.info.get("icc_profile") or None
+    if icc is not None and len(icc) > PngImagePlugin.MAX_TEXT_CHUNK:
+        # Only reachable with a budget raised past what Pillow reads back from a PNG: keeping
+        # the profile would make the working copy unreadable for the thumbnail and cutout.
+        icc = None
+    working.save(buffer, format="PNG", compress_level=1, icc_profile=icc)
     working_png = buffer.getvalue()
     return AcceptedImage(
         format=declared,
@@ -153,6 +184,182 @@ def validate_image(stream: BinaryIO, *, size_bytes: int, max_bytes: int, max_pix
         height=working.height,
         has_alpha=working.mode == "RGBA",
     )
+
+
+# Metadata budgets -----------------------------------------------------------------------
+
+_KIND_WORDS = {
+    "icc": "colour profile (ICC)",
+    "exif": "EXIF metadata",
+    "xmp": "XMP metadata",
+    "text": "text metadata (PNG tEXt, zTXt and iTXt chunks)",
+    "comment": "comment (JPEG COM segments)",
+}
+_KIND_FIX = {
+    "icc": "Convert it to sRGB, or export it without an embedded colour profile, and upload it again.",
+}
+_XMP_KEYS = (b"http://ns.adobe.com/xap/1.0/\x00", b"http://ns.adobe.com/xmp/extension/\x00")
+
+
+def metadata_check(stream: BinaryIO, *, format: str, size_bytes: int, max_icc_bytes: int, max_metadata_bytes: int) -> None:
+    """Refuse an image whose colour profile, EXIF, XMP or text metadata is over its budget,
+    naming which and how large, or raise nothing.
+
+    Walks the container (JPEG markers up to the first scan, PNG chunks, WebP RIFF chunks) by
+    its length fields, seeking over pixel data: no pixel is decoded and no segment is held
+    whole in memory. Compressed PNG profiles and text are inflated in pieces and counted, and
+    inflating stops just past the budget. A structure that does not parse is left to Pillow,
+    which refuses it as damaged. Every kind is measured the same way in all three formats."""
+    sizes = {kind: 0 for kind in _KIND_WORDS}
+    partial: set[str] = set()  # kinds whose inflating stopped at the budget
+    limits = {"icc": max_icc_bytes}
+    stream.seek(0)
+    try:
+        if format == "JPEG":
+            _jpeg_metadata(stream, sizes, size_bytes)
+        elif format == "PNG":
+            _png_metadata(stream, sizes, partial, size_bytes, limit=max(max_icc_bytes, max_metadata_bytes))
+        elif format == "WEBP":
+            _webp_metadata(stream, sizes, size_bytes)
+    finally:
+        stream.seek(0)
+    for kind, size in sizes.items():
+        limit = limits.get(kind, max_metadata_bytes)
+        if size > limit:
+            fix = _KIND_FIX.get(kind, "Export the image without metadata (most editors have a “strip metadata” option) and upload it again.")
+            # A compressed profile or text is inflated only just past the budget: its whole
+            # size is unknown, and a made-up figure would mislead.
+            measured = f"is more than {_exact(limit)}" if kind in partial else f"is {_exact(size)}"
+            raise UploadRejected(
+                f"This image's {_KIND_WORDS[kind]} {measured}; the limit is {_exact(limit)}. {fix}",
+                "icc_too_large" if kind == "icc" else "metadata_too_large",
+            )
+
+
+def _jpeg_metadata(stream: BinaryIO, sizes: dict, size_bytes: int) -> None:
+    pos = 2  # after SOI
+    stream.seek(pos)
+    while pos + 4 <= size_bytes:
+        head = stream.read(2)
+        if len(head) < 2 or head[0] != 0xFF:
+            return
+        marker = head[1]
+        pos += 2
+        if marker == 0xFF:  # fill byte: the marker is the next one
+            pos -= 1
+            stream.seek(pos)
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length field
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: metadata comes before
+            return
+        raw = stream.read(2)
+        if len(raw) < 2:
+            return
+        length = int.from_bytes(raw, "big") - 2
+        if length < 0:
+            return
+        present = max(0, min(length, size_bytes - pos - 2))
+        prefix = stream.read(min(present, 36))
+        if marker == 0xE2 and prefix.startswith(b"ICC_PROFILE\x00"):
+            sizes["icc"] += max(0, present - 14)  # the 12-byte name and the 2-byte sequence numbers
+        elif marker == 0xE1 and prefix.startswith(b"Exif\x00\x00"):
+            sizes["exif"] += present - 6
+        elif marker == 0xE1 and prefix.startswith(_XMP_KEYS):
+            key = next(k for k in _XMP_KEYS if prefix.startswith(k))
+            sizes["xmp"] += present - len(key)
+        elif marker == 0xFE:
+            sizes["comment"] += present
+        pos += 2 + length
+        stream.seek(pos)
+
+
+def _inflated_size(stream: BinaryIO, length: int, *, limit: int) -> int:
+    """The size `length` bytes of zlib data inflate to; counting stops at limit + 1."""
+    inflater = zlib.decompressobj()
+    total = 0
+    remaining = length
+    try:
+        while remaining > 0 and total <= limit:
+            piece = stream.read(min(remaining, 64 * 1024))
+            if not piece:
+                break
+            remaining -= len(piece)
+            data = piece
+            while data and total <= limit:
+                total += len(inflater.decompress(data, limit + 1 - total))
+                data = inflater.unconsumed_tail
+    except zlib.error:
+        pass  # damaged: Pillow says so
+    return total
+
+
+def _png_metadata(stream: BinaryIO, sizes: dict, partial: set, size_bytes: int, *, limit: int) -> None:
+    def inflate(target: str, length: int) -> None:
+        size = _inflated_size(stream, length, limit=limit)
+        if size > limit:
+            partial.add(target)
+        sizes[target] += size
+
+    pos = 8
+    stream.seek(pos)
+    while pos + 12 <= size_bytes:
+        head = stream.read(8)
+        if len(head) < 8:
+            return
+        length = int.from_bytes(head[:4], "big")
+        kind = head[4:]
+        if length > 0x7FFFFFFF:  # the PNG limit; a bigger one is a lie
+            return
+        present = max(0, min(length, size_bytes - pos - 8))
+        if kind in (b"iCCP", b"zTXt", b"iTXt"):
+            prefix = stream.read(min(present, 79 + 1))
+            keyword, nul, rest = prefix.partition(b"\x00")
+            if not nul:
+                return
+            start = len(keyword) + 1
+            if kind == b"iTXt":
+                # keyword, flag, method, language\0, translated keyword\0, then the text
+                full = prefix + stream.read(min(present - len(prefix), 4096))
+                flag = full[start : start + 1]
+                tail = full[start + 2 :]
+                language, _, tail = tail.partition(b"\x00")
+                translated, _, _ = tail.partition(b"\x00")
+                start += 2 + len(language) + 1 + len(translated) + 1
+                target = "xmp" if keyword == b"XML:com.adobe.xmp" else "text"
+                if flag == b"\x01":
+                    stream.seek(pos + 8 + start)
+                    inflate(target, present - start)
+                else:
+                    sizes[target] += max(0, present - start)
+            else:
+                start += 1  # the compression method byte
+                stream.seek(pos + 8 + start)
+                inflate("icc" if kind == b"iCCP" else "text", present - start)
+        elif kind == b"tEXt":
+            sizes["text"] += present
+        elif kind == b"eXIf":
+            sizes["exif"] += present
+        elif kind == b"IEND":
+            return
+        pos += 12 + length
+        stream.seek(pos)
+
+
+def _webp_metadata(stream: BinaryIO, sizes: dict, size_bytes: int) -> None:
+    pos = 12  # after "RIFF", the size, "WEBP"
+    stream.seek(pos)
+    while pos + 8 <= size_bytes:
+        head = stream.read(8)
+        if len(head) < 8:
+            return
+        length = int.from_bytes(head[4:], "little")
+        present = max(0, min(length, size_bytes - pos - 8))
+        target = {b"ICCP": "icc", b"EXIF": "exif", b"XMP ": "xmp"}.get(head[:4])
+        if target is not None:
+            sizes[target] += present
+        pos += 8 + length + (length & 1)  # chunks are padded to an even size
+        stream.seek(pos)
 
 
 def _working_copy(image: Image.Image, max_side: int) -> Image.Image:

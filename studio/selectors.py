@@ -97,12 +97,14 @@ class AssetFilters:
         for name in ("job", "photo", "product", "preset"):
             raw = (params.get(name) or "").strip()
             if raw:
-                if not raw.isdigit():
+                if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is true, int("²") fails
                     errors[name] = [f"'{raw[:40]}' is not an id: use a whole number."]
                 else:
                     values[name] = int(raw)
         channel = (params.get("channel") or "").strip()
         if channel:
+            if not channel.isprintable():  # a NUL cannot even reach PostgreSQL
+                errors["channel"] = ["Choose a channel name from the list (printable text only)."]
             values["channel"] = channel[:40]
         state = (params.get("review_state") or params.get("state") or "").strip()
         if state:

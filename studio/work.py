@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import transaction
 from django.db.models import Max
 from PIL import Image
 
-from catalog.files import delete_files, photo_dir
+from catalog.files import delete_files, photo_dir, save_files
 from catalog.jobs import TRANSIENT_ERRORS, JobCancelled, JobFailed, JobLeaseLost, JobStatus, JobWaiting, job_cancel_requested
 from catalog.models import JobKind, PhotoJob, ProductPhoto, User
 from generation.decoding import UploadRejected, decode_mask_png
@@ -152,8 +151,7 @@ def cutout_files_save(
             ProductPhoto.objects.select_for_update().filter(pk=photo.pk).first()
             revision = (photo.cutouts.aggregate(top=Max("revision"))["top"] or 0) + 1
             directory = f"{photo_dir(workspace_id=photo.workspace_id, sha256=photo.original_sha256)}/cutouts/r{revision}"
-            stored.append(default_storage.save(f"{directory}/cutout.png", ContentFile(cutout_png)))
-            stored.append(default_storage.save(f"{directory}/mask.png", ContentFile(mask_png)))
+            stored.extend(save_files([(f"{directory}/cutout.png", cutout_png), (f"{directory}/mask.png", mask_png)]))
             cutout = Cutout.objects.create(
                 workspace_id=photo.workspace_id, photo=photo, revision=revision, source=source, parent=parent,
                 cutout=stored[0], mask=stored[1], created_by=user, **fields,
@@ -305,9 +303,8 @@ def _asset_store(*, job: GenerationJob, cutout: Cutout, rendered: RenderedAsset,
     if existing is not None:  # a retried task made this one already
         return existing
     gates = [gate.to_dict() for gate in _asset_gates(job=job, cutout=cutout, rendered=rendered)]
-    stored = [default_storage.save(name, ContentFile(rendered.png))]
+    stored = save_files([(name, rendered.png), (name.removesuffix(".png") + "-preview.webp", rendered.preview)])
     try:
-        stored.append(default_storage.save(name.removesuffix(".png") + "-preview.webp", ContentFile(rendered.preview)))
         with transaction.atomic():
             asset = Asset.objects.create(
                 workspace_id=job.workspace_id, job=job, photo_id=job.photo_id, cutout=cutout, variant=rendered.variant,

@@ -132,9 +132,8 @@ def sending_to(broker: str):
     from config.settings.base import broker_transport_options
 
     def reset_pools() -> None:
-        # Celery caches its connection and producer pools for the first broker it talked to.
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # Celery caches its connection and producer pools for the first broker it talked to;
+        # kombu keeps them per broker, so the suite's are there again afterwards (open).
         app._pool = None
         app.amqp._producer_pool = None
 
@@ -201,6 +200,7 @@ def spawn_worker(transactional_db, tmp_path, request):
     import redis
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no message left from an earlier run
+    shutil.rmtree(Path(settings.VAR_DIR) / "broker", ignore_errors=True)  # nor on the filesystem broker
     started: list[WorkerProcess] = []
 
     def spawn(name: str = "integration", *, pool: str = "solo", env: dict | None = None, broker: str | None = None) -> WorkerProcess:

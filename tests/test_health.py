@@ -10,6 +10,26 @@ from catalog.services import worker_heartbeat_record
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parent.parent
+HEALTH_TOKEN = "probe-secret-for-tests"
+
+
+@pytest.fixture(autouse=True)
+def _health_details(settings):
+    """These tests read the details: they send the configured health token (the anonymous
+    answer is tested in tests/test_security_doors.py). Each starts without a remembered
+    storage check."""
+    from config.health import storage_check
+
+    settings.VITRINE_HEALTH_TOKEN = HEALTH_TOKEN
+    storage_check.forget()
+    yield
+    storage_check.forget()
+
+
+@pytest.fixture
+def client(client):
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {HEALTH_TOKEN}"
+    return client
 
 
 def test_healthz_reports_each_part_and_a_missing_worker(client):

@@ -12,6 +12,14 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from generation.decoding import UploadRejected
 
 
+class Conflict(exceptions.APIException):
+    """409: the request clashes with the state of things (work under way, a rule of the team,
+    a review already decided); the message says what to do instead."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
 def _first_message(detail) -> str:
     if isinstance(detail, dict):
         for value in detail.values():
@@ -19,6 +27,29 @@ def _first_message(detail) -> str:
     if isinstance(detail, list) and detail:
         return _first_message(detail[0])
     return str(detail)
+
+
+def flat_fields(detail: dict) -> dict[str, list[str]]:
+    """Field errors as the format promises, `{"field": ["message", ...]}`: an item of a list
+    (DRF: `{"ids": {"3": [...]}}`) keeps its field and says which item; a nested field is
+    `parent.child`."""
+    fields: dict[str, list[str]] = {}
+
+    def walk(value, key: str, item: str = "") -> None:
+        if isinstance(value, dict):
+            for name, inner in value.items():
+                if isinstance(name, int) or str(name).isdigit():
+                    walk(inner, key, f"Item {int(name) + 1}: ")
+                else:
+                    walk(inner, f"{key}.{name}" if key else str(name), item)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner, key, item)
+        else:
+            fields.setdefault(key or "non_field_errors", []).append(f"{item}{value}")
+
+    walk(detail, "")
+    return fields
 
 
 def error_response(*, code: str, message: str, http_status: int, fields: dict | None = None) -> Response:
@@ -42,7 +73,7 @@ def exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        fields = flat_fields(exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail})
         response.data = {"error": {"code": "invalid", "message": _first_message(exc.detail), "fields": fields}}
     else:
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"

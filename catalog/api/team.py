@@ -5,6 +5,7 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,7 +14,7 @@ from catalog import selectors, services
 from catalog.models import ApiToken, Invitation, Membership, Role
 
 from .permissions import IsWorkspaceMember, IsWorkspaceOwner
-from .errors import ErrorSerializer
+from .errors import Conflict, ErrorSerializer
 from .team_serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
@@ -28,13 +29,6 @@ from .team_serializers import (
     WorkspaceUpdateSerializer,
 )
 from .views import TokenThrottle, WorkspaceScoped
-
-
-class Conflict(APIException):
-    """409: the change would break a rule of the team; the message says what to do instead."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 class InvitationUnusable(APIException):
@@ -283,6 +277,9 @@ class ApiTokenViewSet(
     permission_classes = [IsWorkspaceMember]
     serializer_class = ApiTokenSerializer
     queryset = ApiToken.objects.none()
+    # JSON only: a form cannot tell `expires_at: null` (never expires) from a missing field
+    # (the default expiry), and multipart clients drop empty parts altogether.
+    parser_classes = [JSONParser]
 
     def _is_owner(self) -> bool:
         return self.request.membership.role == Role.OWNER

@@ -72,9 +72,27 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
         read_only_fields = fields
 
 
+class _ExpiryField(serializers.DateTimeField):
+    """A form's empty `expires_at=` is not `null` (a token that never expires): only an
+    explicit JSON null is."""
+
+    def get_value(self, dictionary):
+        # DRF turns a form's "" into None (null) before any check sees it.
+        if self.field_name in dictionary and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
+    def validate_empty_values(self, data):
+        if data == "":
+            raise serializers.ValidationError(
+                "Give the expiry as a date and time (e.g. 2030-01-31T12:00:00Z), null for a token that never expires, or leave it out for the default."
+            )
+        return super().validate_empty_values(data)
+
+
 class ApiTokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, help_text="Where the token is used, e.g. “CI uploads”.")
-    expires_at = serializers.DateTimeField(
+    expires_at = _ExpiryField(
         required=False,
         allow_null=True,
         help_text="When the token stops working. Leave it out for the default (90 days unless the server says "

@@ -1,22 +1,26 @@
 """Thin API views: validate, call one service or selector, serialize."""
+import math
+
 from django.contrib.auth import authenticate
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from catalog import selectors, services
+from catalog import lockout, selectors, services
 from catalog.models import PhotoJob, Product, ProductPhoto
 from generation.decoding import UploadRejected
 
 from .permissions import WORKSPACE_HEADER
+from .query import SEARCH_SCHEMA, JobListQuery, PhotoListQuery, ProductListQuery, validated_query
 from .errors import ErrorSerializer
 from .serializers import (
     JobSerializer,
@@ -45,6 +49,13 @@ class TokenThrottle(AnonRateThrottle):
     rate = "20/min"
 
 
+class SignInLocked(APIException):
+    """Too many wrong passwords for this account from this address (catalog/lockout.py)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "locked_out"
+
+
 class AuthTokenView(APIView):
     """Exchange email + password for a new API token named "API login"."""
 
@@ -58,7 +69,12 @@ class AuthTokenView(APIView):
             200: TokenSerializer,
             400: OpenApiResponse(ErrorSerializer, description="The email and password do not match an account."),
             403: OpenApiResponse(ErrorSerializer, description="The account belongs to no workspace, or not to the one named in `X-Vitrine-Workspace` (code `no_workspace`)."),
-            429: OpenApiResponse(ErrorSerializer, description="Too many attempts from this address; wait a minute."),
+            429: OpenApiResponse(
+                ErrorSerializer,
+                description="Too many attempts from this address (wait a minute), or too many wrong passwords for this "
+                "account from this address (code `locked_out`): the message says when to try again, `Retry-After` "
+                "gives the seconds. During a lockout even the right password is refused.",
+            ),
         },
         summary="Sign in for an API token",
         description="Creates a new API token named “API login” for the account, acting in the workspace named by the "
@@ -70,6 +86,11 @@ class AuthTokenView(APIView):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = authenticate(request, email=data.validated_data["email"].lower(), password=data.validated_data["password"])
+        if getattr(request, "axes_locked_out", False):  # set by django-axes, on this failure or an earlier one
+            until = lockout.lockout_until(request, getattr(request, "axes_credentials", None))
+            locked = SignInLocked(lockout.lockout_message(until))
+            locked.wait = max(1, math.ceil((until - timezone.now()).total_seconds()))  # DRF sends it as Retry-After
+            raise locked
         if user is None or not user.is_active:
             raise ValidationError("That email and password do not match an account.", code="invalid_credentials")
         membership = selectors.membership_for(user=user, workspace_slug=request.META.get(WORKSPACE_HEADER))
@@ -98,12 +119,15 @@ class ProductViewSet(WorkspaceScoped, viewsets.ModelViewSet):
     queryset = Product.objects.none()
 
     def scoped_queryset(self):
-        return selectors.product_list(workspace=self.request.workspace, search=self.request.query_params.get("search"))
+        query = validated_query(ProductListQuery, self.request)
+        return selectors.product_list(workspace=self.request.workspace, search=query.get("search") or None)
 
     def get_object(self):
         return selectors.product_get(workspace=self.request.workspace, product_id=self.kwargs["pk"])
 
-    @extend_schema(parameters=[OpenApiParameter("search", str, description="Title, SKU or handle contains")])
+    @extend_schema(parameters=[OpenApiParameter(
+        "search", SEARCH_SCHEMA, description="Only products whose title, SKU or handle contains this text (case-insensitive); printable text, at most 200 characters.",
+    )])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -115,12 +139,6 @@ class ProductViewSet(WorkspaceScoped, viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         services.product_delete(product=instance)
-
-
-def _flag(value: str | None) -> bool | None:
-    if value is None:
-        return None
-    return value.lower() in {"1", "true", "yes"}
 
 
 class PhotoViewSet(
@@ -135,27 +153,18 @@ class PhotoViewSet(
     photo_upload = staticmethod(services.photo_upload)
 
     def scoped_queryset(self):
-        params = self.request.query_params
-        status = params.get("status") or None
-        if status is not None and status not in selectors.PHOTO_STATUSES:
-            raise ValidationError({"status": f"Use one of: {', '.join(selectors.PHOTO_STATUSES)}."})
+        query = validated_query(PhotoListQuery, self.request)
         return selectors.photo_list(
             workspace=self.request.workspace,
-            product_id=params.get("product") or None,
-            unassigned=_flag(params.get("unassigned")) is True,
-            status=status,
+            product_id=query.get("product"),
+            unassigned=query["unassigned"],
+            status=query.get("status"),
         )
 
     def get_object(self):
         return selectors.photo_get(workspace=self.request.workspace, photo_id=self.kwargs["pk"])
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("product", int, description="Only this product's photos"),
-            OpenApiParameter("unassigned", bool, description="Only photos not yet attached to a product"),
-            OpenApiParameter("status", str, enum=["processing", "failed", "ready"], description="Only photos in this state"),
-        ]
-    )
+    @extend_schema(parameters=[PhotoListQuery])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -166,6 +175,9 @@ class PhotoViewSet(
         "photo when the same bytes are already in the workspace, 400 with a reason otherwise.",
     )
     def create(self, request):
+        if len(request.FILES.getlist("file")) > 1:
+            # A second part used to replace the first silently; say which rule applies instead.
+            raise UploadRejected("Send one file per request; this request has more than one `file` part.", "one_file_per_request")
         data = PhotoUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         product = None
@@ -237,8 +249,12 @@ class JobViewSet(WorkspaceScoped, viewsets.ReadOnlyModelViewSet):
     queryset = PhotoJob.objects.none()
 
     def scoped_queryset(self):
-        params = self.request.query_params
-        return selectors.job_list(workspace=self.request.workspace, photo_id=params.get("photo") or None, status=params.get("status"))
+        query = validated_query(JobListQuery, self.request)
+        return selectors.job_list(workspace=self.request.workspace, photo_id=query.get("photo"), status=query.get("status"))
 
     def get_object(self):
         return selectors.job_get(workspace=self.request.workspace, job_id=self.kwargs["pk"])
+
+    @extend_schema(parameters=[JobListQuery])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)

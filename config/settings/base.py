@@ -1,7 +1,9 @@
 """Settings shared by every environment; everything comes from the environment."""
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from kombu import Exchange
 from kombu import Queue as KombuQueue
 
@@ -27,12 +29,16 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "catalog",
     "brand",
     "studio",
 ]
 
 MIDDLEWARE = [
+    # First: a body over its cap is refused before anything below reads or spools it.
+    "config.middleware.RequestBodyCapMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -41,6 +47,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last: it turns a sign-in that axes refused into the lockout page (catalog/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -49,6 +58,8 @@ AUTH_USER_MODEL = "catalog.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "products"
 LOGOUT_REDIRECT_URL = "login"
+# axes first: it refuses a locked-out account + address before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 TEMPLATES = [
     {
@@ -61,6 +72,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "studio.context_processors.notifications",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -128,15 +140,30 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Uploads: Django streams anything above this to a temporary file, so the web process never
-# holds a large upload in memory.
+# Request bodies (config/middleware.py answers 413 from Content-Length, or as soon as a
+# chunked body passes its cap, before any view, parser or authentication reads it). Upload
+# routes may send VITRINE_UPLOAD_MAX_BYTES plus the multipart envelope (boundaries, part
+# headers, the small form fields); LoRA uploads brand.services.LORA_MAX_BYTES plus the same;
+# every other request, /login/ and the token endpoint included, VITRINE_REQUEST_MAX_BYTES.
+# docker/gunicorn.conf.py and docker/nginx.conf ship the same numbers.
+VITRINE_REQUEST_MAX_BYTES = env.int("VITRINE_REQUEST_MAX_BYTES", default=1024 * 1024)
+VITRINE_UPLOAD_OVERHEAD_BYTES = 256 * 1024
+# Uploads: Django streams any file above this to a temporary file, so the web process never
+# holds a large upload in memory; the rest of a body (form fields, JSON read as request.body)
+# may not pass the small request cap, the same number the middleware enforces.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = VITRINE_REQUEST_MAX_BYTES
 DATA_UPLOAD_MAX_NUMBER_FILES = 100
 
 # Vitrine's own knobs.
 VITRINE_DEMO = env.bool("VITRINE_DEMO", default=False)
 VITRINE_UPLOAD_MAX_BYTES = env.int("VITRINE_UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
 VITRINE_UPLOAD_MAX_PIXELS = env.int("VITRINE_UPLOAD_MAX_PIXELS", default=100_000_000)
+# Metadata budgets per photo (generation/decoding.py metadata_check): an embedded colour
+# profile, and each of EXIF, XMP and text. 1 MiB is what Pillow reads back from a PNG's
+# profile or text chunk; above it a photo would be accepted and then fail every later step.
+VITRINE_UPLOAD_MAX_ICC_BYTES = env.int("VITRINE_UPLOAD_MAX_ICC_BYTES", default=1024 * 1024)
+VITRINE_UPLOAD_MAX_METADATA_BYTES = env.int("VITRINE_UPLOAD_MAX_METADATA_BYTES", default=1024 * 1024)
 VITRINE_WORKING_MAX_SIDE = env.int("VITRINE_WORKING_MAX_SIDE", default=4096)
 VITRINE_THUMBNAIL_SIDE = env.int("VITRINE_THUMBNAIL_SIDE", default=512)
 # Segmentation: "graphcut" (no weights; "studio" is a deprecated alias) or "rembg:<model>" with
@@ -155,6 +182,10 @@ VITRINE_JOB_LEASE_SECONDS = env.int("VITRINE_JOB_LEASE_SECONDS", default=60)
 VITRINE_JOB_MAX_ATTEMPTS = env.int("VITRINE_JOB_MAX_ATTEMPTS", default=5)
 # How often each worker looks for running jobs whose lease lapsed.
 VITRINE_JOB_REAP_SECONDS = env.int("VITRINE_JOB_REAP_SECONDS", default=30)
+# A queued job whose task went to the broker this long ago and that no worker took up may
+# have lost its message (a broker restarted without persistence, a worker killed holding it):
+# the reaper sends it again, as far as the broker's queue is short of messages.
+VITRINE_JOB_RESEND_SECONDS = env.int("VITRINE_JOB_RESEND_SECONDS", default=900)
 # Generation jobs on the gpu broker queue or running at once, all workspaces together; the
 # rest wait undispatched and workspaces take turns for the free slots (studio/dispatch.py).
 # Keep it at about the number of GPU workers (+1 so the next job is already there).
@@ -179,7 +210,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # survives restarts (messages are files), and works across the web and worker processes.
 REDIS_URL = env("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
-# Generation's hard time limit, the longest any task may run (studio/tasks.py).
+# A generation task's soft time limit; its hard one, 60 s later, is the longest any task runs.
 VITRINE_GENERATION_SOFT_TIME_LIMIT = env.int("VITRINE_GENERATION_SOFT_TIME_LIMIT", default=1800)
 
 
@@ -257,7 +288,59 @@ SPECTACULAR_SETTINGS = {
         "ApiTokenStatusEnum": ["active", "expired", "revoked"],
         "JobStatusEnum": "catalog.jobs.JobStatus",
     },
+    # Every operation declares the error statuses it can answer, with the error format (config/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.schema.declare_error_responses"],
 }
+
+# Doors (docs/operations.md, "Security") -------------------------------------------------------
+# Proxies in front of Vitrine that append to X-Forwarded-For; exactly that many hops from the
+# right are believed (config/client_ip.py). 0: the header is ignored, REMOTE_ADDR is the client.
+VITRINE_TRUSTED_PROXIES = env.int("VITRINE_TRUSTED_PROXIES", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = VITRINE_TRUSTED_PROXIES  # DRF's throttles: the same address
+# Sign-in lockout (django-axes): this many wrong passwords for one account from one address
+# within the cool-off lock that account from that address until the cool-off has passed.
+VITRINE_LOGIN_FAILURE_LIMIT = env.int("VITRINE_LOGIN_FAILURE_LIMIT", default=10)
+VITRINE_LOGIN_COOLOFF_MINUTES = env.int("VITRINE_LOGIN_COOLOFF_MINUTES", default=15)
+AXES_FAILURE_LIMIT = VITRINE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=VITRINE_LOGIN_COOLOFF_MINUTES)
+# Account and address together: one person's typos (or an attacker's guesses) lock only that
+# account from that address; colleagues behind the same office NAT keep signing in, and the
+# real owner can still sign in from home. Spraying many accounts from one address is slowed
+# by the API token throttle (20/min per address) and by password hashing, not locked.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+AXES_USERNAME_CALLABLE = "catalog.lockout.lockout_username"
+AXES_LOCKOUT_CALLABLE = "catalog.lockout.lockout_response"
+# Refused attempts during a lockout do not push its end further: the time on the page stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+# Content-Security-Policy (django-csp). Scripts only from our own static files (no inline
+# script, no eval); inline <style> elements only with the per-request nonce (the API docs
+# page). style-src-attr allows style="" attributes: they carry per-row values that cannot
+# live in a static file (brand swatch colours, an asset's aspect ratio, the before/after
+# crop) and Swagger UI sets them too; a style attribute cannot run script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-elem": [SELF, NONCE],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+# /healthz: details (checks, workers, jobs) only for a staff session or
+# `Authorization: Bearer <VITRINE_HEALTH_TOKEN>`; unset, only staff see them.
+VITRINE_HEALTH_TOKEN = env("VITRINE_HEALTH_TOKEN", default="")
+# The storage check writes and deletes a file: at most this often per process.
+VITRINE_HEALTH_STORAGE_SECONDS = env.int("VITRINE_HEALTH_STORAGE_SECONDS", default=60)
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,8 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from catalog.api.query import FlagParameter, IdParameter
+
 from studio.models import Asset, AssetComment, AuditEvent, Cutout, GenerationJob, Notification, Review
 
 
@@ -170,3 +172,21 @@ class AssetIdsSerializer(serializers.Serializer):
 
 class NotificationReadSerializer(serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, help_text="default: all unread")
+
+
+# Query parameters (catalog.api.query.validated_query reads them; a bad one answers 400) -------
+
+
+class CutoutListQuery(serializers.Serializer):
+    photo = IdParameter(help_text="Only this photo's revisions (newest first).")
+
+
+class NotificationListQuery(serializers.Serializer):
+    unread = FlagParameter(help_text="Only notifications not read yet.")
+
+
+class PhotoDeleteQuery(serializers.Serializer):
+    delete_assets = FlagParameter(help_text="Also delete the images generated from this photo.")
+    delete_approved = FlagParameter(
+        help_text="Also delete generated images that a brand manager approved and that are not published yet."
+    )

@@ -10,7 +10,8 @@ from rest_framework.response import Response
 from catalog import selectors as catalog_selectors
 from catalog.api.serializers import JobSerializer
 from catalog.api.views import PhotoViewSet as CatalogPhotoViewSet
-from catalog.api.errors import ErrorSerializer
+from catalog.api.errors import Conflict, ErrorSerializer
+from catalog.api.query import JobListQuery, validated_query
 from catalog.api.views import WorkspaceScoped, stored_file_response
 from brand import selectors as brand_selectors
 from studio import reviews, selectors, services
@@ -27,24 +28,20 @@ from .serializers import (
     CommentCreateSerializer,
     CommentRequestSerializer,
     DecisionRequestSerializer,
+    NotificationListQuery,
     NotificationReadSerializer,
     NotificationSerializer,
+    PhotoDeleteQuery,
     RequiredCommentSerializer,
     ReviewSerializer,
     CutoutResetSerializer,
     CutoutRevisionSerializer,
+    CutoutListQuery,
     CutoutSerializer,
     GenerationJobCreateSerializer,
     GenerationJobSerializer,
     SegmentRequestSerializer,
 )
-
-
-class Conflict(APIException):
-    """409: the request clashes with work already under way (the message says what to do)."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 class LimitReached(APIException):
@@ -62,13 +59,7 @@ class PhotoViewSet(CatalogPhotoViewSet):
 
     @extend_schema(
         summary="Delete a photo",
-        parameters=[
-            OpenApiParameter("delete_assets", bool, description="Also delete the images generated from this photo"),
-            OpenApiParameter(
-                "delete_approved", bool,
-                description="Also delete generated images that a brand manager approved and that are not published yet",
-            ),
-        ],
+        parameters=[PhotoDeleteQuery],
         responses={
             204: None,
             404: OpenApiResponse(ErrorSerializer, description="No photo with that id in this workspace."),
@@ -86,7 +77,7 @@ class PhotoViewSet(CatalogPhotoViewSet):
     )
     def destroy(self, request, *args, **kwargs):
         photo = self.get_object()
-        asked = {name: request.query_params.get(name, "").lower() in {"1", "true", "yes"} for name in ("delete_assets", "delete_approved")}
+        asked = validated_query(PhotoDeleteQuery, request)
         try:
             services.photo_remove(photo=photo, **asked)
         except services.PhotoHasAssets as exc:
@@ -103,12 +94,13 @@ class CutoutViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.RetrieveModel
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     def scoped_queryset(self):
-        return selectors.cutout_list(workspace=self.request.workspace, photo_id=self.request.query_params.get("photo") or None)
+        query = validated_query(CutoutListQuery, self.request)
+        return selectors.cutout_list(workspace=self.request.workspace, photo_id=query.get("photo"))
 
     def get_object(self):
         return selectors.cutout_get(workspace=self.request.workspace, cutout_id=self.kwargs["pk"])
 
-    @extend_schema(parameters=[OpenApiParameter("photo", int, description="Only this photo's revisions (newest first)")])
+    @extend_schema(parameters=[CutoutListQuery])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -172,14 +164,15 @@ class GenerationJobViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.Retrie
     queryset = GenerationJob.objects.none()
 
     def scoped_queryset(self):
-        return selectors.generation_job_list(
-            workspace=self.request.workspace,
-            photo_id=self.request.query_params.get("photo") or None,
-            status=self.request.query_params.get("status") or None,
-        )
+        query = validated_query(JobListQuery, self.request)
+        return selectors.generation_job_list(workspace=self.request.workspace, photo_id=query.get("photo"), status=query.get("status"))
 
     def get_object(self):
         return selectors.generation_job_get(workspace=self.request.workspace, job_id=self.kwargs["pk"])
+
+    @extend_schema(parameters=[JobListQuery])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(
         request=GenerationJobCreateSerializer,
@@ -398,10 +391,10 @@ class NotificationViewSet(WorkspaceScoped, mixins.ListModelMixin, viewsets.Gener
     queryset = Notification.objects.none()
 
     def scoped_queryset(self):
-        unread = self.request.query_params.get("unread", "").lower() in {"1", "true", "yes"}
+        unread = validated_query(NotificationListQuery, self.request)["unread"]
         return selectors.notification_list(user=self.request.user, workspace=self.request.workspace, unread=unread)
 
-    @extend_schema(parameters=[OpenApiParameter("unread", bool, description="Only notifications not read yet")])
+    @extend_schema(parameters=[NotificationListQuery])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 

@@ -5,6 +5,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -82,20 +83,50 @@ class PhotoDeleteForm(forms.Form):
     delete_approved = forms.BooleanField(required=False)
 
 
-def _product_filter(request, product) -> int | str | None:
-    """Whose photos the grid shows: a product's id, NO_PRODUCT (attached to none), or None
-    (all). A malformed ?product= shows all rather than failing the page."""
+class GridFilterForm(forms.Form):
+    """The query string of the products page and its photo grid. A value that cannot be used
+    gets a message on the page (and a 400), and the page shows everything instead."""
+
+    product = forms.CharField(required=False)
+    status = forms.ChoiceField(
+        required=False, choices=[("", "All"), *((value, value) for value in selectors.PHOTO_STATUSES)],
+        error_messages={"invalid_choice": f"Filter photos by one of: {', '.join(selectors.PHOTO_STATUSES)}."},
+    )
+    q = forms.CharField(
+        required=False, max_length=200,
+        validators=[RegexValidator(r"^[^\x01-\x1f\x7f]*$", "Search for printable text: control characters cannot be part of a title, SKU or handle.")],
+        error_messages={"null_characters_not_allowed": "Search for printable text: a NUL character cannot be part of a title, SKU or handle."},
+    )
+
+    def clean_product(self):
+        value = self.cleaned_data["product"]
+        if value in ("", NO_PRODUCT):
+            return value or None
+        if not (value.isascii() and value.isdigit()):
+            raise forms.ValidationError(f"“{value[:40]}” is not a product: choose one from the list.")
+        return int(value)
+
+
+def grid_filters(request) -> tuple[dict, str | None]:
+    """The grid's filters from the query string, and what was wrong with them (None: nothing)."""
+    form = GridFilterForm(request.GET)
+    if form.is_valid():
+        return form.cleaned_data, None
+    problems = " ".join(message for messages_ in form.errors.values() for message in messages_)
+    return {"product": None, "status": "", "q": ""}, problems
+
+
+def _product_filter(filters: dict, product) -> int | str | None:
+    """Whose photos the grid shows: a product's id, NO_PRODUCT (attached to none), or None (all)."""
     if product is not None:
         return product.pk
-    value = request.GET.get("product") or ""
-    if value == NO_PRODUCT:
-        return NO_PRODUCT
-    return int(value) if value.isdigit() else None
+    return filters["product"]
 
 
-def _grid_context(request, *, product=None) -> dict:
-    shown = _product_filter(request, product)
-    status = request.GET.get("status") if request.GET.get("status") in selectors.PHOTO_STATUSES else None
+def _grid_context(request, *, product=None, filters: dict | None = None) -> dict:
+    filters = filters if filters is not None else grid_filters(request)[0]
+    shown = _product_filter(filters, product)
+    status = filters["status"] or None
     photos = list(
         selectors.photo_list(
             workspace=request.workspace,
@@ -147,13 +178,16 @@ def _photos(count: int) -> str:
 
 @workspace_page
 def products(request):
-    context = _grid_context(request)
-    context["products"] = list(selectors.product_list_with_cover(workspace=request.workspace, search=request.GET.get("q")))
+    filters, filter_error = grid_filters(request)
+    if filter_error:
+        messages.error(request, f"These filters could not be used: {filter_error} Showing every product and photo instead.", extra_tags="")
+    context = _grid_context(request, filters=filters)
+    context["products"] = list(selectors.product_list_with_cover(workspace=request.workspace, search=filters["q"] or None))
     # A search narrows the whole page: the catalog and the product selects alike.
     context["all_products"] = context["products"]
     context["max_upload_mb"] = settings.VITRINE_UPLOAD_MAX_BYTES // (1024 * 1024)
     context["nav"] = "products"
-    return render(request, "studio/products.html", context)
+    return render(request, "studio/products.html", context, status=400 if filter_error else 200)
 
 
 @workspace_page
@@ -218,7 +252,10 @@ def product_delete(request, product_id: int):
 
 @workspace_page
 def photo_grid(request):
-    return render(request, "studio/_photo_grid.html", _grid_context(request))
+    # The grid refreshes itself with the page's own query string, whose faults the page
+    # already reported: here a filter that cannot be used shows every photo.
+    filters, _ = grid_filters(request)
+    return render(request, "studio/_photo_grid.html", _grid_context(request, filters=filters))
 
 
 @workspace_page

@@ -61,7 +61,7 @@ def test_file_over_the_byte_cap_is_rejected_before_decoding(workspace):
     with pytest.raises(UploadRejected) as caught:
         upload(workspace, data, "huge.png")
 
-    assert (caught.value.code, caught.value.message) == ("file_too_large", "This file is 1.2 MB; the limit is 1 MB.")
+    assert (caught.value.code, caught.value.message) == ("file_too_large", f"This file is {len(data):,} bytes; the limit is 1,048,576 bytes (1 MB).")
     assert ProductPhoto.objects.count() == 0
     assert stored_files() == []
 

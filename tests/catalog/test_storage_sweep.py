@@ -64,3 +64,32 @@ def test_a_queued_touch_ups_uploaded_mask_is_not_an_orphan(workspace, orphan):
 
     assert listed == [orphan]
     assert pending in stored_files()
+
+
+def test_a_write_that_fails_half_way_leaves_no_partial_file(monkeypatch):
+    import os
+
+    from django.core.files.storage import default_storage
+
+    from catalog.files import save_files
+    from tests.conftest import stored_files
+
+    default_storage.exists("")  # the lazy default storage resolves to its real class
+    storage_class = type(default_storage._wrapped)
+    real_save = storage_class._save
+
+    def full_disk(self, name, content):
+        if name.endswith("second.png"):
+            path = self.path(name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as fh:
+                fh.write(b"half")  # what a full disk leaves behind
+            raise OSError(28, "No space left on device")
+        return real_save(self, name, content)
+
+    monkeypatch.setattr(storage_class, "_save", full_disk)
+
+    with pytest.raises(OSError):
+        save_files([("assets/1/first.png", b"one"), ("assets/1/second.png", b"two")])
+
+    assert stored_files() == []

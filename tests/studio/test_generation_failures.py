@@ -7,7 +7,7 @@ from django.db import OperationalError
 
 from brand.models import ScenePreset
 from brand.services import workspace_defaults_ensure
-from catalog.jobs import USER_ERROR, JobStatus
+from catalog.jobs import STORAGE_ERROR, JobStatus
 from generation.pipelines.base import GenerationCancelled
 from studio import work
 from studio.models import Asset, GenerationJob
@@ -50,7 +50,7 @@ def test_storage_failing_part_way_fails_the_job_and_leaves_no_asset_or_file(api,
 
     job = _generate(api, photo, django_capture_on_commit_callbacks)
 
-    assert (job.status, job.error) == (JobStatus.FAILED, USER_ERROR)
+    assert (job.status, job.error) == (JobStatus.FAILED, STORAGE_ERROR.format(reason="No space left on device"))
     assert len(saves) == 3  # one whole asset and half of the next were written before the fault
     assert Asset.objects.filter(job=job).count() == 0
     assert _asset_files() == []
