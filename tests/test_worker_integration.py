@@ -12,7 +12,8 @@ from tests.images import image_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-def test_upload_is_thumbnailed_by_a_real_worker(worker, client):
+def test_upload_is_thumbnailed_by_a_real_worker(worker, client, settings):
+    settings.VITRINE_HEALTH_TOKEN = "monitoring-token"
     membership = MembershipFactory()
     photo = photo_add(workspace=membership.workspace, file=SimpleUploadedFile("a.jpg", image_bytes("JPEG", size=(800, 600)))).photo
     job = PhotoJob.objects.get(photo=photo, kind="thumbnail")
@@ -22,7 +23,7 @@ def test_upload_is_thumbnailed_by_a_real_worker(worker, client):
     photo.refresh_from_db()
     assert photo.thumbnail.name.endswith("thumbnail.webp")
     assert PhotoJob.objects.get(pk=job.pk).attempts == 1
-    health = client.get("/healthz").json()
+    health = client.get("/healthz", HTTP_AUTHORIZATION="Bearer monitoring-token").json()
     assert health["status"] == "ok"
     assert [w["queues"] for w in health["checks"]["workers"]["workers"]] == [["cpu", "gpu", "io"]]
 

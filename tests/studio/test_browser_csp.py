@@ -19,7 +19,7 @@ from studio import reviews
 from studio.models import Asset
 from studio.services import generation_job_create, photo_add
 from tests.images import product_on_white
-from tests.studio.conftest import browser, sign_in  # noqa: F401  (the session's Chromium)
+from tests.studio.conftest import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -49,7 +49,7 @@ def demo(live_server):
 
 
 @pytest.fixture
-def watched(browser):  # noqa: F811
+def watched(browser):
     """A page whose CSP violations and console errors are collected across navigations."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
