@@ -2,6 +2,7 @@
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseForbidden
 
 from catalog.models import Role
@@ -69,3 +70,12 @@ def asset_zoom_origin(asset) -> tuple[int, int]:
     bbox = asset.cutout.bbox or [0, 0, asset.photo.width, asset.photo.height]
     cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
     return int(t["dx"] + cx * t["scale"]), int(t["dy"] + cy * t["scale"])
+
+
+def error_text(exc: Exception) -> str:
+    """A refused request's reason as one line for the page (every field's messages joined)."""
+    if isinstance(exc, ValidationError):
+        if hasattr(exc, "error_dict"):
+            return " ".join(message for messages in exc.message_dict.values() for message in messages)
+        return " ".join(exc.messages)
+    return str(exc)

@@ -20,7 +20,7 @@ from studio import services as studio_services
 from studio.downloads import assets_zip, audit_csv_lines
 from studio.models import AuditVerb, ReviewState
 
-from .base import DECIDERS, asset_before_style, role_page, with_param, workspace_page
+from .base import DECIDERS, asset_before_style, error_text, role_page, with_param, workspace_page
 
 PAGE_SIZE = 48
 #: The most images one ZIP holds (the API's download takes as many): a bigger archive takes
@@ -29,14 +29,6 @@ ZIP_LIMIT = 500
 GATE_CHOICES = (("pass", "All gates pass"), ("fail", "A gate fails"))
 #: Steps Vitrine takes by itself: an event of these with no person is the system's.
 AUTOMATIC_VERBS = {AuditVerb.CUTOUT_MADE, AuditVerb.ASSET_GENERATED}
-
-
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        if hasattr(exc, "error_dict"):
-            return " ".join(message for messages in exc.message_dict.values() for message in messages)
-        return " ".join(exc.messages)
-    return str(exc)
 
 
 def asset_label(asset) -> str:
@@ -76,7 +68,7 @@ def gallery(request):
     try:
         filters = studio_selectors.AssetFilters.from_query(request.GET)
     except ValidationError as exc:
-        filters, filter_error = studio_selectors.AssetFilters(), _error_text(exc)
+        filters, filter_error = studio_selectors.AssetFilters(), error_text(exc)
     assets = studio_selectors.asset_list(workspace=request.workspace, filters=filters)
     page = Paginator(assets, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
@@ -127,7 +119,7 @@ def gallery_download(request):
     try:
         assets = _selected(request)
     except ValidationError as exc:
-        request.session["gallery_flash"] = {"error": _error_text(exc)}
+        request.session["gallery_flash"] = {"error": error_text(exc)}
         return _back_to_gallery(request)
     filename = f"vitrine-{request.workspace.slug}-{len(assets)}-image{'s' if len(assets) > 1 else ''}.zip"
     return FileResponse(assets_zip(assets), as_attachment=True, filename=filename, content_type="application/zip")
@@ -141,7 +133,7 @@ def gallery_submit(request):
     try:
         result = reviews.reviews_submit(assets=_selected(request), actor=request.user)
     except (ValidationError, PermissionDenied) as exc:
-        request.session["gallery_flash"] = {"error": _error_text(exc)}
+        request.session["gallery_flash"] = {"error": error_text(exc)}
         return _back_to_gallery(request)
     request.session["gallery_flash"] = {
         "submitted": len(result.done),
@@ -256,7 +248,7 @@ def asset_comment(request, asset_id: int):
     try:
         reviews.asset_comment_add(asset=asset, actor=request.user, body=body)
     except (ValidationError, PermissionDenied) as exc:
-        context = _asset_context(request, asset, comment_error=_error_text(exc), comment_body=body)
+        context = _asset_context(request, asset, comment_error=error_text(exc), comment_body=body)
         return render(request, "studio/gallery/asset.html", context, status=400)
     return redirect(f"{reverse('asset-detail', args=[asset.pk])}#comments")
 
@@ -269,7 +261,7 @@ def asset_submit(request, asset_id: int):
     try:
         reviews.review_submit(asset=asset, actor=request.user, comment=request.POST.get("comment", ""))
     except (ValidationError, PermissionDenied, reviews.ReviewConflict) as exc:
-        return _flash_asset(request, asset, error=_error_text(exc))
+        return _flash_asset(request, asset, error=error_text(exc))
     return _flash_asset(request, asset, success="Submitted for review. The brand managers have been notified.")
 
 
@@ -281,7 +273,7 @@ def asset_regenerate(request, asset_id: int):
     try:
         job = studio_services.asset_regenerate(asset=asset, user=request.user)
     except ValidationError as exc:
-        return _flash_asset(request, asset, error=_error_text(exc))
+        return _flash_asset(request, asset, error=error_text(exc))
     return _flash_asset(request, asset, regenerated_job=job.pk)
 
 

@@ -10,22 +10,16 @@ from catalog import selectors as catalog_selectors
 from studio import reviews
 from studio import selectors as studio_selectors
 
-from .base import DECIDERS, asset_before_style, asset_zoom_origin, role_page, with_param, workspace_page
+from .base import DECIDERS, asset_before_style, asset_zoom_origin, error_text, role_page, with_param, workspace_page
 
 QUEUE_LIMIT = 200
-
-
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return " ".join(message for messages in exc.message_dict.values() for message in messages) if hasattr(exc, "error_dict") else " ".join(exc.messages)
-    return str(exc)
 
 
 def _filters(request):
     try:
         return studio_selectors.AssetFilters.from_query(request.GET), None
     except ValidationError as exc:
-        return studio_selectors.AssetFilters(), _error_text(exc)
+        return studio_selectors.AssetFilters(), error_text(exc)
 
 
 @role_page(*DECIDERS)
@@ -92,7 +86,7 @@ def review_decide(request, asset_id: int):
             raise ValidationError({"action": "Choose approve, request changes, reject or comment."})
     except (PermissionDenied, ValidationError, reviews.ReviewConflict) as exc:
         asset.refresh_from_db()
-        context = _panel_context(request, asset, error=_error_text(exc), comment=comment, override_reason=request.POST.get("override_reason", ""))
+        context = _panel_context(request, asset, error=error_text(exc), comment=comment, override_reason=request.POST.get("override_reason", ""))
         return render(request, "studio/review/_panel.html", context)
     asset.refresh_from_db()
     response = render(request, "studio/review/_panel.html", _panel_context(request, asset, done=action))
@@ -114,7 +108,7 @@ def review_bulk(request):
             raise ValidationError({"ids": "Select one or more images first (x selects the current one)."})
         result = reviews.reviews_decide(assets=assets, actor=request.user, decision=action, comment=request.POST.get("comment", ""))
     except (ValidationError, PermissionDenied) as exc:
-        request.session["review_flash"] = {"error": _error_text(exc)}
+        request.session["review_flash"] = {"error": error_text(exc)}
         return back
     request.session["review_flash"] = {
         "done": len(result.done),
