@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: run test soak fuzz worker migrate clean
+.PHONY: run test soak fuzz worker migrate clean fakeshop
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ soak: $(VENV)/.deps-test
 FUZZ_EXAMPLES ?= 10000
 fuzz: $(VENV)/.deps-test
 	VITRINE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/catalog/test_upload_fuzz.py -q -p no:warnings --hypothesis-show-statistics
+
+# The fake storefront (test and demo equipment, see fakeshop/README.md); state survives restarts.
+FAKESHOP_PORT ?= 8765
+fakeshop: $(VENV)/.deps-run
+	$(VENV)/bin/python -m fakeshop --port $(FAKESHOP_PORT) --shop demo-shop.myshopify.com --demo-products 5 --state var/fakeshop.json
 
 clean:
 	rm -rf var staticfiles .pytest_cache

@@ -380,6 +380,14 @@ def main(argv: list[str] | None = None) -> None:
         # Photos where more than 1 % of the certified (locked) pixels are truly background.
         "locked_background_over_1pct": f"{sum(r['locked_background'] > 0.01 * r['locked'] for r in rows)}/{len(rows)}",
         "confident": f"{len(confident)}/{len(rows)}",
+        # Calibration targets: of masks under 0.9 IoU at most 1 in 20 confident; of confident
+        # masks at least 19 in 20 at 0.95 IoU or better.
+        "confident_among_iou_below_0.9": f"{sum(r['confident'] for r in rows if r['iou'] < 0.9)}"
+        f"/{sum(r['iou'] < 0.9 for r in rows)}",
+        "iou_at_least_0.95_among_confident": f"{sum(r['iou'] >= 0.95 for r in confident)}/{len(confident)}",
+        # Locked pixels outside the true product as a share of the locked region, per photo.
+        "mean_false_lock_share": round(statistics.mean(r["locked_background"] / max(r["locked"], 1)
+                                                        for r in rows), 4),
         "mean_iou_confident": round(statistics.mean(r["iou"] for r in confident), 4) if confident else None,
         "mean_iou_not_confident": round(statistics.mean(r["iou"] for r in rows if not r["confident"]), 4)
         if len(confident) < len(rows) else None,

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from brand.api.views import BrandKitViewSet, ScenePresetViewSet
 from catalog.api.team import ApiTokenViewSet, InvitationAcceptView, InvitationViewSet, MemberViewSet, WorkspaceView
 from catalog.api.views import AuthTokenView, JobViewSet, ProductViewSet
+from storefront.api.views import StorefrontConnectionViewSet
 from studio.api.views import (
     AssetViewSet, AuditTrailView, CutoutViewSet, GenerationJobViewSet, JobSubmitView, NotificationViewSet, PhotoSegmentView, PhotoViewSet,
 )
@@ -25,6 +26,7 @@ router.register("invitations", InvitationViewSet, basename="invitation")
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("audit", AuditTrailView, basename="audit")
+router.register("storefronts", StorefrontConnectionViewSet, basename="storefront")
 
 @csrf_exempt  # it changes nothing, whatever the method; the API's own views are exempt too
 def no_such_endpoint(request, rest=""):

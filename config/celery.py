@@ -50,7 +50,7 @@ def _beat_forever(stop: threading.Event, hostname: str) -> None:
                 next_beat = now + HEARTBEAT_SECONDS
             if now >= next_reap:
                 jobs_reap()
-                generation_jobs_dispatch(resend_lost=True)  # a gpu slot freed with no task to notice
+                generation_jobs_dispatch()  # a gpu slot freed with no task to notice
                 jobs_resend_lost()
                 next_reap = now + reap_every
         except Exception:  # a database blip must not kill the worker; /healthz shows the gap

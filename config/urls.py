@@ -23,5 +23,6 @@ urlpatterns = [
     path("api/v1/", include(("config.api", "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("storefront.urls")),
     path("", include("studio.urls")),
 ]

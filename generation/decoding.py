@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 # Allowlisted by content: the first bytes decide, never the name or the Content-Type.
 _SIGNATURES = (
@@ -53,6 +53,9 @@ class AcceptedImage:
     width: int
     height: int
     has_alpha: bool
+    # How the pixels reached sRGB, for the lock certificate: source_profile (its description,
+    # or None when the file carried none), profile_sha256, intent, converted.
+    colour: dict
 
 
 def _megapixels(pixels: int) -> str:
@@ -163,14 +166,10 @@ def validate_image(
                 "damaged_image",
             ) from None
 
-    working = _working_copy(image, working_max_side)
+    working, colour = working_copy(image, working_max_side)
     buffer = io.BytesIO()
-    icc = working.info.get("icc_profile") or None
-    if icc is not None and len(icc) > PngImagePlugin.MAX_TEXT_CHUNK:
-        # Only reachable with a budget raised past what Pillow reads back from a PNG: keeping
-        # the profile would make the working copy unreadable for the thumbnail and cutout.
-        icc = None
-    working.save(buffer, format="PNG", compress_level=1, icc_profile=icc)
+    # Untagged: the working copy is sRGB, and every later step (and the delivered asset) reads it so.
+    working.save(buffer, format="PNG", compress_level=1, icc_profile=None)
     working_png = buffer.getvalue()
     return AcceptedImage(
         format=declared,
@@ -183,6 +182,7 @@ def validate_image(
         width=working.width,
         height=working.height,
         has_alpha=working.mode == "RGBA",
+        colour=colour,
     )
 
 
@@ -362,16 +362,69 @@ def _webp_metadata(stream: BinaryIO, sizes: dict, size_bytes: int) -> None:
         stream.seek(pos)
 
 
-def _working_copy(image: Image.Image, max_side: int) -> Image.Image:
-    """Upright, 8-bit RGB or RGBA, long side at most max_side."""
+# Relative colorimetric: a product colour inside sRGB comes through exactly (what the lock
+# promises); only colours outside sRGB are clipped to its gamut edge. The matrix profiles cameras
+# and phones embed (Display P3, Adobe RGB) have no perceptual tables, so perceptual would be the
+# same transform; it is the fallback for a LUT profile that lacks a colorimetric one.
+_INTENTS = (("relative", ImageCms.Intent.RELATIVE_COLORIMETRIC), ("perceptual", ImageCms.Intent.PERCEPTUAL))
+_SRGB = ImageCms.createProfile("sRGB")
+UNREADABLE_PROFILE = "This image's colour profile (ICC) could not be read. Convert it to sRGB, or export it without an embedded colour profile, and upload it again."
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit integer) greyscale scaled to 8 bits; Pillow's own convert clips at 255."""
+    if image.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        return image
+    values = np.asarray(image).astype(np.float64)
+    return Image.fromarray(np.clip(np.rint(values * (255 / 65535)), 0, 255).astype(np.uint8))
+
+
+def to_srgb(image: Image.Image, icc: bytes | None, *, alpha: bool) -> tuple[Image.Image, dict]:
+    """``image`` in 8-bit sRGB (RGBA when ``alpha``), converted from its embedded profile with
+    littleCMS, and the record of what was done; raises UploadRejected for a profile it cannot read."""
+    mode = "RGBA" if alpha else "RGB"
+    if not icc:
+        return image.convert(mode), {"source_profile": None, "profile_sha256": None, "intent": None, "converted": False}
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        description = ImageCms.getProfileDescription(source).strip() or None
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        raise UploadRejected(UNREADABLE_PROFILE, "invalid_icc") from None
+    if image.mode not in ("RGB", "RGBA", "L", "CMYK"):
+        image = image.convert("RGBA" if alpha else "RGB")
+    in_mode = image.mode  # L only without alpha: LA was made RGBA above
+    for name, intent in _INTENTS:
+        try:
+            transform = ImageCms.buildTransform(source, _SRGB, in_mode, mode if in_mode != "L" else "RGB", intent)
+            break
+        except ImageCms.PyCMSError:
+            continue
+    else:
+        raise UploadRejected(UNREADABLE_PROFILE, "invalid_icc")
+    converted = ImageCms.applyTransform(image, transform)
+    if converted.mode != mode:
+        converted = converted.convert(mode)
+    record = {
+        "source_profile": description,
+        "profile_sha256": hashlib.sha256(icc).hexdigest(),
+        "intent": name,
+        "converted": True,
+    }
+    return converted, record
+
+
+def working_copy(image: Image.Image, max_side: int) -> tuple[Image.Image, dict]:
+    """The working copy every later step reads: upright, 8-bit sRGB (RGB, or RGBA where the
+    file has real transparency), long side at most max_side; and the colour record of to_srgb."""
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    upright = ImageOps.exif_transpose(image)
-    converted = upright.convert("RGBA" if has_alpha else "RGB")
+    icc = image.info.get("icc_profile") or None
+    upright = _eight_bit(ImageOps.exif_transpose(image))
+    converted, colour = to_srgb(upright, icc, alpha=has_alpha)
     if has_alpha and converted.getextrema()[3][0] == 255:
         converted = converted.convert("RGB")  # an alpha channel that is opaque everywhere carries nothing
     if max(converted.size) > max_side:
         converted.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return converted
+    return converted, colour
 
 
 def decode_mask_png(*, data: bytes, size: tuple[int, int]) -> np.ndarray:
@@ -391,3 +444,20 @@ def decode_mask_png(*, data: bytes, size: tuple[int, int]) -> np.ndarray:
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(black, rgba)
     return np.asarray(image.convert("L")) >= 128
+
+
+ALPHA_BACKEND = "file-alpha"
+ALPHA_VERSION = "1"
+
+
+def alpha_cutout(rgba: np.ndarray):
+    """The cutout a file's own transparency already is (``uint8 (H, W, 4)``, the working copy of
+    a PNG/WebP with real alpha): a SegmentationResult with the file's alpha as the matte, confident
+    by construction; None when the alpha is opaque everywhere (nothing to use)."""
+    from generation.segmentation.base import result_from_alpha
+
+    alpha = rgba[..., 3].astype(np.float32) / 255.0
+    if alpha.min() == 1.0:
+        return None
+    rgb = np.ascontiguousarray(rgba[..., :3])
+    return result_from_alpha(image=rgb, alpha=alpha, foreground=rgb, edge_confidence=1.0, backend=ALPHA_BACKEND, version=ALPHA_VERSION)

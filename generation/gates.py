@@ -100,13 +100,12 @@ def _lock_gate(certificate: dict, scale: float) -> Gate:
         return Gate("lock", FAIL, "No product pixel is locked: the cutout found no product to protect.", 0, None)
     if changed or certificate.get("max_abs_diff"):
         return Gate("lock", FAIL, f"{changed:,} of {locked:,} product pixels differ from the product layer.", changed, 0)
-    if abs(scale - 1.0) < 1e-9:
-        reason = f"All {locked:,} product pixels are your photo's own pixels, unchanged."
-    else:
-        reason = (
-            f"All {locked:,} product pixels equal your photo resized {scale:.2f}×; nothing else changed them."
-        )
-    return Gate("lock", PASS, reason, 0, 0)
+    # The certificate's badge names the kind of lock (pixel-identical or resampled).
+    badge = certificate.get("badge") or (
+        "Product pixels identical to your photo" if abs(scale - 1.0) < 1e-9
+        else f"Product resized {scale:.2f}× from your photo, nothing else changed"
+    )
+    return Gate("lock", PASS, f"{badge} ({locked:,} product pixels locked).", 0, 0)
 
 
 def _cutout_gate(cutout: CutoutSignals) -> Gate:

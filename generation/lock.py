@@ -17,6 +17,8 @@ pixel. This module is where that promise is kept and proven:
 Hashes in certificates (both hex sha256, see :func:`generation.imaging.array_sha256` for the
 array convention):
 
+* ``mask_sha256``: sha256 over ``b"vitrine-mask-v1:" + f"{H}x{W}:"`` then the product layer's
+  hard mask (photo coordinates) packed row-major with ``numpy.packbits``.
 * ``image_sha256``: ``array_sha256`` of the output image as a C-order ``uint8 (H, W, 3)`` RGB
   array, i.e. ``sha256(b"|u1:HxWx3:" + raw RGB bytes)``.
 * ``product_sha256``: sha256 over ``b"vitrine-lock-v1:" + f"{H}x{W}:"``, then the placed
@@ -28,11 +30,13 @@ array convention):
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import cv2
 import numpy as np
+import PIL
+from PIL import Image
 
 from generation.imaging import array_sha256, as_rgb_array, bbox_of_mask
 from generation.segmentation.base import SegmentationResult
@@ -41,6 +45,11 @@ __all__ = [
     "STUDIO_GREY",
     "WHITE",
     "LockCertificate",
+    "PIXEL_IDENTICAL",
+    "RESAMPLED",
+    "RESAMPLE_FILTER",
+    "SourceRecord",
+    "mask_sha256",
     "LockViolation",
     "PlacedLayer",
     "ProductLayer",
@@ -57,9 +66,18 @@ __all__ = [
 STUDIO_GREY: tuple[int, int, int] = (236, 235, 232)
 WHITE: tuple[int, int, int] = (255, 255, 255)
 
-# A resampled hard mask counts as locked only where the pixel lies wholly inside the source
-# mask; the tolerance absorbs float rounding in the area average, nothing more.
-_FULL_COVERAGE = 1.0 - 1e-4
+#: The two kinds of lock a certificate can name.
+PIXEL_IDENTICAL = "pixel-identical"
+RESAMPLED = "resampled"
+
+#: The one filter a resampled product goes through, named on every resampled certificate.
+#: Pillow's BILINEAR is a triangle filter whose support widens with the reduction factor
+#: (antialiased when shrinking) and whose weights are never negative, so a resampled pixel
+#: depends only on the source pixels with non-zero weight: where the same filter applied to the
+#: hard mask (mode "F") gives exactly 1.0, all of them are product pixels, and the result is a
+#: function of the photo's own pixels alone (what lets generation.verify recompute it from the
+#: photo with tolerance 0).
+RESAMPLE_FILTER = f"pillow-{PIL.__version__}-bilinear"
 
 
 @dataclass(frozen=True)
@@ -67,9 +85,9 @@ class Transform:
     """Placement of the product layer on the canvas.
 
     Canvas pixel ``(x, y)`` shows layer pixel ``((x - dx) / scale, (y - dy) / scale)``.
-    The layer is resampled to ``round(W * scale) x round(H * scale)`` (``cv2.INTER_AREA``
-    when shrinking, ``cv2.INTER_LINEAR`` when enlarging: neither overshoots, so the matte
-    stays in ``[0, 1]``) and its top-left corner is put at integer ``(dx, dy)``.
+    The layer is resampled to ``round(W * scale) x round(H * scale)`` (RGB and hard mask by
+    :data:`RESAMPLE_FILTER`; the soft matte, which locks nothing, by ``cv2.INTER_AREA`` /
+    ``INTER_LINEAR``) and its top-left corner is put at integer ``(dx, dy)``.
     """
 
     scale: float = 1.0
@@ -92,6 +110,33 @@ class Transform:
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, for reports and database rows."""
         return {"scale": float(self.scale), "dx": int(self.dx), "dy": int(self.dy)}
+
+    def layer_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """``(width, height)`` of a ``size`` layer after this transform's resampling."""
+        w, h = size
+        if self.scale == 1.0:
+            return w, h
+        return max(1, int(round(w * self.scale))), max(1, int(round(h * self.scale)))
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """Where the locked pixels come from: the start of the certificate's hash chain.
+
+    ``original_sha256``: sha256 of the uploaded file's bytes; ``working_sha256``:
+    ``array_sha256`` of the decoded working pixels (uint8 RGB, upright, size-capped);
+    ``working_max_side``: the long-side cap the working copy was made under;
+    ``colour_conversion``: what was done to the colours at decode ("none" until ingest converts).
+    """
+
+    original_sha256: str = ""
+    working_sha256: str = ""
+    working_max_side: int | None = None
+    colour_conversion: str = "none"
+    cutout_revision: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,11 +182,20 @@ class PlacedLayer:
 
 @dataclass(frozen=True)
 class LockCertificate:
-    """Proof that an image carries the product layer's pixels unchanged under the mask.
+    """Proof that an image carries the product layer's pixels under the mask.
 
-    ``changed_pixels`` counts locked pixels where any channel differs from the placed product
-    layer; ``max_abs_diff`` is the largest per-channel difference there. Both must be 0.
-    See the module docstring for the exact hash definitions.
+    Fields (``to_dict()`` gives plain JSON with these keys, plus ``passed`` and ``badge``):
+
+    * ``kind``: ``"pixel-identical"`` (scale 1, integer offset: the locked pixels are the
+      working photo's decoded pixels) or ``"resampled"`` (the photo resampled by ``filter``).
+    * ``filter``: :data:`RESAMPLE_FILTER` for resampled, ``"none"`` for pixel-identical.
+    * ``tolerance``: the largest per-channel difference the verifier accepts (0: bit-exact).
+    * ``locked_pixels``, ``changed_pixels`` (locked pixels where any channel differs from the
+      placed product layer), ``max_abs_diff``: the compositor's own count.
+    * ``transform`` (``{"scale", "dx", "dy"}``), ``canvas_size`` (``[width, height]``).
+    * the hash chain, see the module docstring: ``original_sha256``, ``working_sha256``,
+      ``working_max_side``, ``colour_conversion``, ``cutout_revision``, ``mask_sha256``,
+      ``product_sha256``, ``image_sha256``.
     """
 
     locked_pixels: int
@@ -151,6 +205,30 @@ class LockCertificate:
     canvas_size: tuple[int, int]
     product_sha256: str
     image_sha256: str
+    kind: str = PIXEL_IDENTICAL
+    filter: str = "none"
+    tolerance: int = 0
+    mask_sha256: str = ""
+    original_sha256: str = ""
+    working_sha256: str = ""
+    working_max_side: int | None = None
+    colour_conversion: str = "none"
+    cutout_revision: int | None = None
+
+    def __post_init__(self) -> None:
+        identical = self.transform.scale == 1.0
+        if (self.kind == PIXEL_IDENTICAL) != identical:
+            raise ValueError(f"a {self.kind} lock cannot have scale {self.transform.scale}")
+
+    @property
+    def badge(self) -> str:
+        """What every badge says about this lock."""
+        if self.kind == PIXEL_IDENTICAL:
+            return "Product pixels identical to your photo"
+        return f"Product resized {self.transform.scale:.2f}× from your photo, nothing else changed"
+
+    def with_source(self, source: SourceRecord) -> LockCertificate:
+        return replace(self, **source.to_dict())
 
     @property
     def passed(self) -> bool:
@@ -169,6 +247,7 @@ class LockCertificate:
         data["transform"] = self.transform.to_dict()
         data["canvas_size"] = list(self.canvas_size)
         data["passed"] = self.passed
+        data["badge"] = self.badge
         return data
 
 
@@ -189,6 +268,13 @@ def _resample(arr: np.ndarray, size: tuple[int, int], scale: float) -> np.ndarra
     return cv2.resize(arr, size, interpolation=interpolation)
 
 
+def _resample_locked(rgb: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The product's RGB and hard mask through :data:`RESAMPLE_FILTER` (see there)."""
+    out = np.asarray(Image.fromarray(rgb, "RGB").resize(size, Image.Resampling.BILINEAR))
+    coverage = np.asarray(Image.fromarray(mask.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR))
+    return out, coverage == 1.0
+
+
 def place_layer(
     layer: ProductLayer, transform: Transform, canvas_size: tuple[int, int]
 ) -> PlacedLayer:
@@ -202,12 +288,9 @@ def place_layer(
     if transform.scale == 1.0:
         rgb, alpha, mask = layer.rgb, layer.alpha, layer.mask
     else:
-        sw = max(1, int(round(w * transform.scale)))
-        sh = max(1, int(round(h * transform.scale)))
-        rgb = _resample(layer.rgb, (sw, sh), transform.scale)
+        sw, sh = transform.layer_size((w, h))
+        rgb, mask = _resample_locked(layer.rgb, layer.mask, (sw, sh))
         alpha = np.clip(_resample(layer.alpha, (sw, sh), transform.scale), 0.0, 1.0)
-        coverage = _resample(layer.mask.astype(np.float32), (sw, sh), transform.scale)
-        mask = coverage >= _FULL_COVERAGE
     lh, lw = mask.shape
 
     out_rgb = np.zeros((ch, cw, 3), np.uint8)
@@ -233,7 +316,15 @@ def _product_sha256(placed: PlacedLayer) -> str:
     return digest.hexdigest()
 
 
-def _certify(image: np.ndarray, placed: PlacedLayer, transform: Transform) -> LockCertificate:
+def mask_sha256(mask: np.ndarray) -> str:
+    """The hard mask's hash (module docstring): what the certificate pins the cutout by."""
+    h, w = mask.shape
+    digest = hashlib.sha256(f"vitrine-mask-v1:{h}x{w}:".encode("ascii"))
+    digest.update(np.packbits(mask.astype(bool)).tobytes())
+    return digest.hexdigest()
+
+
+def _certify(image: np.ndarray, placed: PlacedLayer, transform: Transform, layer: ProductLayer) -> LockCertificate:
     expected = placed.rgb[placed.mask].astype(np.int16)
     actual = image[placed.mask].astype(np.int16)
     diff = np.abs(actual - expected)
@@ -246,6 +337,9 @@ def _certify(image: np.ndarray, placed: PlacedLayer, transform: Transform) -> Lo
         canvas_size=(int(image.shape[1]), int(image.shape[0])),
         product_sha256=_product_sha256(placed),
         image_sha256=array_sha256(image),
+        kind=PIXEL_IDENTICAL if transform.scale == 1.0 else RESAMPLED,
+        filter="none" if transform.scale == 1.0 else RESAMPLE_FILTER,
+        mask_sha256=mask_sha256(layer.mask),
     )
 
 
@@ -259,7 +353,7 @@ def verify_lock(
     """
     image = as_rgb_array(image)
     placed = place_layer(layer, transform, (image.shape[1], image.shape[0]))
-    return _certify(image, placed, transform)
+    return _certify(image, placed, transform, layer)
 
 
 def composite_locked(
@@ -302,7 +396,7 @@ def composite_locked(
     # The lock itself: soft blending never decides a locked pixel.
     out[placed.mask] = placed.rgb[placed.mask]
 
-    certificate = _certify(out, placed, transform).require()
+    certificate = _certify(out, placed, transform, layer).require()
     return out, certificate
 
 

@@ -10,7 +10,9 @@ is ``U2NET_HOME``. Downloads go to the first of those.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -25,7 +27,9 @@ __all__ = [
     "get_model",
     "installed_models",
     "model_file",
+    "pipeline_files_to_fetch",
     "verify_model",
+    "weight_digests",
 ]
 
 _RELEASE = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
@@ -185,3 +189,76 @@ def download_model(
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return target
+
+
+# -- scene model folders (diffusers layout) ----------------------------------------------------
+
+#: Files whose bytes decide a scene model's output; their sha256 goes into every recipe.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
+#: Beside the weights in a model folder: ``{relative path: [size, mtime_ns, sha256]}``.
+DIGEST_CACHE = ".vitrine-sha256.json"
+#: Weight precisions a hub repository may publish beside the full ones (``*.fp16.safetensors``).
+_VARIANT = re.compile(r"\.(fp16|bf16|fp32|non_ema|ema)([.-]|$)")
+
+
+def weight_digests(folder: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every weight file under ``folder``, sorted by path.
+
+    A file whose size and mtime match the digest cache in the folder is not read again, so a
+    worker start does not re-hash tens of GB; a changed or new file is hashed and the cache
+    rewritten (kept in memory only where the folder is read-only).
+    """
+    cache_path = folder / DIGEST_CACHE
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    digests, fresh = {}, {}
+    for path in sorted(folder.rglob("*")):
+        if not (path.is_file() and path.suffix in WEIGHT_SUFFIXES):
+            continue
+        key = path.relative_to(folder).as_posix()
+        stat = path.stat()
+        cached = cache.get(key)
+        if isinstance(cached, list) and cached[:2] == [stat.st_size, stat.st_mtime_ns]:
+            digest = cached[2]
+        else:
+            digest = _digest(path, "sha256")
+        digests[key] = digest
+        fresh[key] = [stat.st_size, stat.st_mtime_ns, digest]
+    if fresh != cache:
+        try:
+            cache_path.write_text(json.dumps(fresh, indent=1, sort_keys=True))
+        except OSError:
+            pass
+    return digests
+
+
+def pipeline_files_to_fetch(listing: list[str], model_index: dict) -> list[str]:
+    """The files of a hub repository listing that a diffusers pipeline loads.
+
+    ``model_index.json`` names the pipeline's components: each lives in the folder of its
+    name. Kept: ``model_index.json`` and, inside those folders, configs, tokenizer files and
+    full-precision ``*.safetensors`` weights. Left out: the root single-file checkpoints
+    (FLUX.1 Fill's is ~24 GB), precision variants (``*.fp16.safetensors``), pickled weights
+    where safetensors exist, and folders no component loads.
+    """
+    components = {
+        name for name, value in model_index.items()
+        if not name.startswith("_") and isinstance(value, list) and value[0] is not None
+    }
+    inside = [p for p in listing if p.partition("/")[0] in components and p.count("/") == 1]
+    inside = [p for p in inside if not _VARIANT.search(p.partition("/")[2])]
+    has_safetensors = {p.partition("/")[0] for p in inside if p.endswith(".safetensors")}
+    wanted = ["model_index.json"] if "model_index.json" in listing else []
+    for path in inside:
+        folder, _, name = path.partition("/")
+        suffix = Path(name).suffix
+        if suffix in WEIGHT_SUFFIXES and suffix != ".safetensors" and folder in has_safetensors:
+            continue  # pickled duplicates of the safetensors weights
+        if suffix in (".onnx", ".msgpack", ".pb", ".h5") or "flax" in name:
+            continue
+        wanted.append(path)
+    return sorted(wanted)
+
+

@@ -41,11 +41,16 @@ def xmp_packet(*, software: str, extra: dict[str, str] | None = None) -> str:
 PNG_COMPRESS_LEVEL = 1
 
 
-def encode_png(image: np.ndarray, *, xmp: str, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
+def encode_png(
+    image: np.ndarray, *, xmp: str, compress_level: int = PNG_COMPRESS_LEVEL, texts: dict[str, str] | None = None
+) -> bytes:
     """Encode the final RGB pixels as PNG (lossless: the locked pixels stay exact) with the
-    XMP packet in an iTXt chunk. This is the last encode an asset goes through."""
+    XMP packet in an iTXt chunk, and each of ``texts`` (keyword: text) in a compressed iTXt
+    chunk (the lock recipe). This is the last encode an asset goes through."""
     info = PngImagePlugin.PngInfo()
     info.add_itxt(XMP_KEYWORD, xmp, lang="", tkey="", zip=False)
+    for keyword, text in (texts or {}).items():
+        info.add_itxt(keyword, text, lang="", tkey="", zip=True)
     buffer = io.BytesIO()
     Image.fromarray(image, "RGB").save(buffer, format="PNG", pnginfo=info, compress_level=compress_level)
     return buffer.getvalue()

@@ -124,7 +124,7 @@ MODELS: dict[str, ModelSpec] = {
                   description="SDXL 1.0 inpainting, 1024 px (GPU)"),
         ModelSpec(name="flux-fill", backend="flux-fill", folder="flux-fill",
                   source="black-forest-labs/FLUX.1-Fill-dev",
-                  description="FLUX.1 Fill [dev], 1024 px (GPU, 24 GB+; gated: accept the licence and set HF_TOKEN)"),
+                  description="FLUX.1 Fill [dev], 1024 px (GPU; its bf16 weights take ~34 GB: smaller cards run it with model CPU offload, chosen automatically and slower; gated: accept the licence and set HF_TOKEN)"),
     )
 }
 
@@ -148,19 +148,20 @@ def get_backend(name: str) -> BackendSpec:
         raise KeyError(f"unknown scene backend {name!r}; known: {', '.join(sorted(BACKENDS))}") from None
 
 
-_loaded: dict[tuple[str, str, str | None], SceneBackend] = {}
+_loaded: dict[tuple[str, str, str | None, str | None], SceneBackend] = {}
 # Two threads asking for the same model at once must not load it twice (GPU memory), so loads
 # happen under the lock; a model already loaded is handed out without waiting for it.
 _loading = threading.Lock()
 
 
-def load_scene_backend(name: str, *, device: str | None = None) -> SceneBackend:
+def load_scene_backend(name: str, *, device: str | None = None, dtype: str | None = None) -> SceneBackend:
     """The named model as a scene backend, loaded once per process and reused: a worker keeps
     its models warm across tasks.
 
-    Keyed by ``(name, resolved folder, device)``; ``device=None`` is the backend's own choice
-    (CUDA when available for the diffusers backends, CPU for backdrop-mini). A failed load is
-    not cached.
+    Keyed by ``(name, resolved folder, device, dtype)``; ``device=None`` and ``dtype=None``
+    are the backend's own choice (CUDA when available for the diffusers backends, CPU for
+    backdrop-mini; fp16/bf16 on CUDA, fp32 on CPU). ``dtype`` is a torch dtype's name
+    (``"bfloat16"``). A failed load is not cached.
 
     Raises:
         KeyError: unknown model name.
@@ -168,7 +169,7 @@ def load_scene_backend(name: str, *, device: str | None = None) -> SceneBackend:
             how to get it.
     """
     spec = get_model(name)
-    key = (name, str(spec.path.resolve()), device)
+    key = (name, str(spec.path.resolve()), device, dtype)
     if (backend := _loaded.get(key)) is not None:
         return backend
     with _loading:
@@ -176,7 +177,8 @@ def load_scene_backend(name: str, *, device: str | None = None) -> SceneBackend:
             if not spec.path.is_dir():
                 how = f"run `python manage.py models pull {name}` where the machine is online" if spec.source else "reinstall Vitrine"
                 raise FileNotFoundError(f"model {name!r} expects its files in {spec.path}; {how}")
-            _loaded[key] = get_backend(spec.backend).backend_class().from_folder(spec.path, device=device)
+            options = {"dtype": dtype} if dtype is not None else {}
+            _loaded[key] = get_backend(spec.backend).backend_class().from_folder(spec.path, device=device, **options)
         return _loaded[key]
 
 

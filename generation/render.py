@@ -16,10 +16,11 @@ import numpy as np
 from PIL import Image
 
 from generation.compose import AS_PHOTO, compose, fill_for, fit_transform
-from generation.lock import LockCertificate, ProductLayer, Transform, place_layer, verify_lock
+from generation.lock import LockCertificate, ProductLayer, SourceRecord, Transform, place_layer, verify_lock
 from generation.preflight import ChannelSpec, get_channel
 from generation.provenance import decode_png, encode_png, xmp_packet
 from generation.registry import BACKENDS
+from generation.verify import LOCK_KEYWORD, lock_recipe
 #: Marketplace main images have no fixed size; this is the common upload size.
 WHITE_CANVAS = (2000, 2000)
 #: Threads that finish scenes (at most one per core; each holds a canvas-sized image or two).
@@ -134,6 +135,7 @@ def render(
     progress: Progress = lambda fraction, message: False,
     on_retry: Callable[[str], None] | None = None,
     previews: bool = True,
+    source: SourceRecord = SourceRecord(),
 ) -> Iterator[RenderedAsset]:
     """Yield one asset per (channel, seed), in order. Raises GenerationCancelled when
     `progress` asks to stop.
@@ -187,7 +189,7 @@ def render(
             in_flight = [
                 finisher.submit(
                     _finish, plan=plan, layer=layer, spec=spec, canvas=canvas, transform=transform, native=native,
-                    variant=variant, seed=seed, scene=scene, preview=previews,
+                    variant=variant, seed=seed, scene=scene, preview=previews, source=source,
                 )
                 for variant, (seed, scene) in enumerate(zip(plan.seeds, scenes))
                 if plan.keep_variants is None or variant in plan.keep_variants
@@ -196,16 +198,20 @@ def render(
             yield future.result()
 
 
-def _finish(*, plan, layer, spec, canvas, transform, native, variant, seed, scene, preview) -> RenderedAsset:
+def _finish(*, plan, layer, spec, canvas, transform, native, variant, seed, scene, preview, source) -> RenderedAsset:
     if scene.shape[:2] != (canvas[1], canvas[0]):
         scene = cv2.resize(scene, canvas, interpolation=cv2.INTER_CUBIC if canvas[0] > scene.shape[1] else cv2.INTER_AREA)
     composed = compose(layer=layer, scene=scene, transform=transform, channel=spec)
+    claimed = composed.certificate.with_source(source)
     png = encode_png(
         composed.image,
         xmp=xmp_packet(software=plan.software, extra={"model": plan.model, "seed": str(seed), "channel": spec.name}),
+        texts={LOCK_KEYWORD: lock_recipe(certificate=claimed.to_dict(), mask=layer.mask)},
     )
     # Certify what is delivered: the decoded file, not the array it came from.
-    certificate = verify_lock(image=decode_png(png), layer=layer, transform=transform).require()
+    certificate = verify_lock(image=decode_png(png), layer=layer, transform=transform).require().with_source(source)
+    if certificate != claimed:
+        raise AssertionError("the delivered file's certificate differs from the one embedded in it")
     return RenderedAsset(
         channel=spec.name, variant=variant, seed=seed, png=png, width=canvas[0], height=canvas[1],
         certificate=certificate, preflight=[c.to_dict() for c in composed.preflight],

@@ -5,6 +5,7 @@ go through the same `render` as the generation task, so what `stage` shows is wh
 Vitrine ships."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -17,7 +18,8 @@ from PIL import Image
 
 from generation.decoding import validate_image
 from generation.compose import AS_PHOTO
-from generation.lock import ProductLayer, backdrop_fill, estimate_backdrop_color
+from generation.imaging import array_sha256
+from generation.lock import ProductLayer, SourceRecord, backdrop_fill, estimate_backdrop_color
 from generation.pipelines.base import SamplingRules, SceneRequest, check_request
 from generation.prompts import build_prompts
 from generation.provenance import PNG_COMPRESS_LEVEL
@@ -129,7 +131,9 @@ def stage_photo(
         return False
 
     layer = ProductLayer.from_segmentation(result)
-    for rendered in render(plan=plan, layer=layer, bbox=result.bbox, backend=backend, progress=on_progress, previews=False):
+    # stage decodes with no size cap (working_max_side above), so the working copy is full size.
+    source = SourceRecord(original_sha256=hashlib.sha256(path.read_bytes()).hexdigest(), working_sha256=array_sha256(image))
+    for rendered in render(plan=plan, layer=layer, bbox=result.bbox, backend=backend, progress=on_progress, previews=False, source=source):
         (out_dir / f"scene-{rendered.variant}.png").write_bytes(rendered.png)
         variants.append(
             {

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from datetime import datetime, timedelta
+from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
@@ -90,33 +90,16 @@ def _send_all(jobs: list[tuple[str, int]]) -> None:
         raise failed[0]
 
 
-def _lost_after() -> timedelta:
-    # By then the longest task has hit its hard limit and Redis has handed back any message a
-    # dead worker held (its visibility timeout): a dispatched job that never started has no
-    # message left (the broker lost it).
-    return timedelta(seconds=settings.VITRINE_GENERATION_SOFT_TIME_LIMIT + 60 + 600)
-
-
-def _resend_lost(now) -> list[GenerationJob]:
-    lost = list(
-        GenerationJob.objects.filter(status=JobStatus.QUEUED, started_at__isnull=True, dispatched_at__lt=now - _lost_after())
-    )
-    for job in lost:
-        GenerationJob.objects.filter(pk=job.pk).update(dispatched_at=now)
-        logger.warning("generation.job.resent", extra={"job_id": job.pk})
-    return lost
-
-
-def generation_jobs_dispatch(*, resend_lost: bool = False) -> list[int]:
+def generation_jobs_dispatch() -> list[int]:
     """Send waiting generation jobs to the gpu queue, workspaces in turn, until
     `VITRINE_GPU_IN_FLIGHT` are on the broker or running. Returns the ids sent (each is sent
-    once its transaction commits). With `resend_lost` (the workers' periodic call), also send
-    again the task of a dispatched job that never started long after any message could."""
+    once its transaction commits). A dispatched job whose message the broker lost is sent
+    again by `catalog.jobs.jobs_resend_lost` (it reads `dispatched_at` for this table)."""
     limit = settings.VITRINE_GPU_IN_FLIGHT
     sent: list[int] = []
     with transaction.atomic():
         _lock()
-        to_send = [(job.task_name, job.pk) for job in _resend_lost(timezone.now())] if resend_lost else []
+        to_send: list[tuple[str, int]] = []
         free = limit - _in_flight()
         while free > 0:
             job = _next_job()

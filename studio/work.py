@@ -24,13 +24,14 @@ from catalog.jobs import TRANSIENT_ERRORS, JobCancelled, JobFailed, JobLeaseLost
 from catalog.models import JobKind, PhotoJob, ProductPhoto, User
 from generation.decoding import UploadRejected, decode_mask_png
 from generation.gates import CutoutSignals, asset_gates, gates_passed
-from generation.lock import ProductLayer
+from generation.imaging import array_sha256
+from generation.lock import ProductLayer, SourceRecord
 from generation.pipelines.base import GenerationCancelled, OutOfMemory
 from generation.preflight import CHANNELS
 from generation.provenance import PNG_COMPRESS_LEVEL
 from generation.registry import load_scene_backend
 from generation.render import LoraRef, RenderedAsset, RenderPlan, render
-from generation.segmentation import SegmentationError, SegmentationResult, cutout_rgba, get_segmenter, lock_mask_image
+from generation.segmentation import SegmentationError, SegmentationResult, cutout_rgba, get_segmenter, lock_mask_image, require_product
 from generation.segmentation.touch_up import touch_up
 
 from .audit import audit_record
@@ -56,7 +57,7 @@ def cutout_make(*, photo: ProductPhoto, segmenter: str, progress: Callable[[int]
     progress(10)
     try:
         backend = get_segmenter(segmenter, model_dir=settings.VITRINE_REMBG_HOME)
-        result = backend.segment(image)
+        result = require_product(backend.segment(image))
     except (SegmentationError, ValueError) as exc:
         raise JobFailed(f"The cutout could not be made: {exc}") from exc
     progress(80)
@@ -172,6 +173,15 @@ _CUTOUT_VERBS = {CutoutSource.AUTOMATIC: AuditVerb.CUTOUT_MADE, CutoutSource.TOU
 # Generation --------------------------------------------------------------------------------
 
 
+def _lock_source(cutout: Cutout) -> SourceRecord:
+    """The start of the certificate's hash chain: the uploaded bytes and the pixels decoded from them."""
+    photo = cutout.photo
+    return SourceRecord(
+        original_sha256=photo.original_sha256, working_sha256=array_sha256(photo_rgb(photo)),
+        working_max_side=settings.VITRINE_WORKING_MAX_SIDE, cutout_revision=cutout.revision,
+    )
+
+
 def _job_cutout(job: GenerationJob) -> Cutout:
     if job.cutout_id:
         return job.cutout
@@ -226,6 +236,11 @@ def generation_run(*, job: GenerationJob, progress: Callable[..., None]) -> list
     except FileNotFoundError as exc:
         raise JobFailed(f"The scene model '{plan.model}' is not installed on this worker: {exc}") from exc
     described = backend.describe()
+    if described.get("cpu_offload"):
+        # Chosen at load time because the card is too small for the model: say why it is slower.
+        GenerationJob.objects.filter(pk=job.pk).update(
+            message=f"{plan.model} runs with model CPU offload: it does not fit this GPU's free memory (slower)"
+        )
 
     last = {"at": 0.0}
 
@@ -243,7 +258,9 @@ def generation_run(*, job: GenerationJob, progress: Callable[..., None]) -> list
 
     assets: list[Asset] = []
     try:
-        for rendered in render(plan=plan, layer=layer, bbox=result.bbox, backend=backend, progress=report, on_retry=on_retry):
+        for rendered in render(
+            plan=plan, layer=layer, bbox=result.bbox, backend=backend, progress=report, on_retry=on_retry, source=_lock_source(cutout)
+        ):
             assets.append(_asset_store(job=job, cutout=cutout, rendered=rendered, described=described))
     except TRANSIENT_ERRORS:
         raise  # retried: what was stored is reused (assets are unique per job, channel, variant)

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "catalog",
     "brand",
     "studio",
+    "storefront",
 ]
 
 MIDDLEWARE = [
@@ -199,6 +200,21 @@ VITRINE_WORKSPACE_MAX_IMAGES_PER_DAY = env.int("VITRINE_WORKSPACE_MAX_IMAGES_PER
 VITRINE_INVITATION_DAYS = env.int("VITRINE_INVITATION_DAYS", default=7)
 VITRINE_API_TOKEN_DAYS = env.int("VITRINE_API_TOKEN_DAYS", default=90)
 
+# Storefront connector (storefront/). Credentials (access tokens, webhook secrets) are
+# encrypted with the first of these Fernet keys; every key decrypts, so a new key goes first
+# and the old one stays listed until `manage.py storefront_rekey` has run. Unset, a key is
+# derived from DJANGO_SECRET_KEY (fine for `make run`; production sets its own).
+VITRINE_CREDENTIALS_KEYS = env.list("VITRINE_CREDENTIALS_KEYS", default=[])
+# The OAuth app (non-embedded) a merchant installs; its secret also signs webhooks. The
+# previous secret is still accepted on webhooks during a rotation.
+VITRINE_STOREFRONT_CLIENT_ID = env("VITRINE_STOREFRONT_CLIENT_ID", default="")
+VITRINE_STOREFRONT_CLIENT_SECRET = env("VITRINE_STOREFRONT_CLIENT_SECRET", default="")
+VITRINE_STOREFRONT_PREVIOUS_CLIENT_SECRET = env("VITRINE_STOREFRONT_PREVIOUS_CLIENT_SECRET", default="")
+VITRINE_STOREFRONT_SCOPES = env("VITRINE_STOREFRONT_SCOPES", default="read_products,write_products")
+VITRINE_STOREFRONT_API_VERSION = env("VITRINE_STOREFRONT_API_VERSION", default="2025-01")
+# Outbound calls to a storefront: seconds per request (connect and read alike).
+VITRINE_STOREFRONT_TIMEOUT_SECONDS = env.float("VITRINE_STOREFRONT_TIMEOUT_SECONDS", default=20.0)
+
 # Email (invitations): EMAIL_URL as django-environ reads it, e.g. smtp+tls://user:pass@host:587;
 # unset, mail is printed by the console backend (what `make run` wants: the link is in the log).
 vars().update({key: value for key, value in env.email_url("EMAIL_URL", default="consolemail://").items() if value is not None})
@@ -248,6 +264,7 @@ CELERY_TASK_ROUTES = {
     "studio.tasks.cutout_photo_task": {"queue": Queue.CPU.value},
     "studio.tasks.cutout_touch_up_task": {"queue": Queue.CPU.value},
     "studio.tasks.generate_scenes_task": {"queue": Queue.GPU.value},
+    "storefront.tasks.storefront_webhook_process_task": {"queue": Queue.IO.value},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -9,7 +9,6 @@ each backend (schedulers, steps, guidance, strength) is its
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import torch  # noqa: E402
 
+from generation.models_store import weight_digests  # noqa: E402
 from generation.registry import get_backend  # noqa: E402
 
 from .base import (  # noqa: E402
@@ -36,14 +36,11 @@ from .base import (  # noqa: E402
     StepCallback,
     check_request,
     is_out_of_memory,
+    needs_cpu_offload,
     pad_to_multiple,
 )
 
-__all__ = ["DiffusersInpaintBackend", "default_device", "hash_weight_files", "require_model_folder"]
-
-#: Files whose bytes decide the output; their sha256 goes into every recipe.
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
-
+__all__ = ["DiffusersInpaintBackend", "default_device", "module_bytes", "require_model_folder"]
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -59,17 +56,13 @@ def require_model_folder(folder: Path, backend: str) -> None:
         )
 
 
-def hash_weight_files(folder: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` of every weight file under ``folder``, sorted by path."""
-    digests = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix in WEIGHT_SUFFIXES:
-            h = hashlib.sha256()
-            with path.open("rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            digests[path.relative_to(folder).as_posix()] = h.hexdigest()
-    return digests
+def module_bytes(pipe: diffusers.DiffusionPipeline) -> int:
+    """Bytes of every parameter and buffer of the pipeline's modules, as loaded."""
+    total = 0
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            total += sum(t.numel() * t.element_size() for t in (*component.parameters(), *component.buffers()))
+    return total
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -125,16 +118,29 @@ class DiffusersInpaintBackend:
         # previous request's scheduler, so swaps do not accumulate overrides.
         self._scheduler_config = pipe.scheduler.config
         self._loras: dict[str, str] = {}  # adapter name → path it was loaded from
+        #: Model CPU offload: components move to the card one at a time (slower, less memory).
+        self.cpu_offload = False
 
     @classmethod
     def from_folder(
-        cls, path: str | os.PathLike[str], device: str | None = None, *, compile: bool | None = None
+        cls,
+        path: str | os.PathLike[str],
+        device: str | None = None,
+        *,
+        compile: bool | None = None,
+        dtype: torch.dtype | str | None = None,
+        free_bytes: int | None = None,
     ) -> DiffusersInpaintBackend:
         """Load the pipeline saved in the local folder ``path`` (``save_pretrained`` layout).
 
-        On CUDA the weights load in ``cuda_dtype`` (fp16, bf16 for FLUX), on CPU in fp32;
-        attention is PyTorch's SDPA (diffusers' default). ``compile`` (default: the
-        ``VITRINE_TORCH_COMPILE`` environment variable) compiles the denoiser in place.
+        The weights load in ``dtype``; by default ``cuda_dtype`` (fp16, bf16 for FLUX) on
+        CUDA and fp32 on CPU (``dtype=``: diffusers 0.42 reads it and deprecates
+        ``torch_dtype``; releases before it ignore ``dtype``, so pyproject.toml pins 0.42 as
+        the floor). On CUDA, when the weights plus working
+        room do not fit the card's free memory (``free_bytes``, default: what CUDA reports),
+        the pipeline runs with model CPU offload instead of moving wholesale to the card.
+        ``compile`` (default: the ``VITRINE_TORCH_COMPILE`` environment variable) compiles the
+        denoiser in place.
 
         Raises:
             FileNotFoundError: the folder, or its ``model_index.json``, is missing; the message
@@ -143,16 +149,30 @@ class DiffusersInpaintBackend:
         folder = Path(path)
         require_model_folder(folder, cls.name)
         device = device or default_device()
-        dtype = cls.cuda_dtype if torch.device(device).type == "cuda" else torch.float32
-        weights = hash_weight_files(folder)
+        on_cuda = torch.device(device).type == "cuda"
+        if dtype is None:
+            dtype = cls.cuda_dtype if on_cuda else torch.float32
+        elif isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+        weights = weight_digests(folder)
         pipe = cls.pipeline_class.from_pretrained(folder, dtype=dtype, local_files_only=True)
-        pipe.to(device)
+        offload = False
+        if on_cuda:
+            if free_bytes is None:
+                free_bytes, _total = torch.cuda.mem_get_info(torch.device(device))
+            offload = needs_cpu_offload(module_bytes(pipe), free_bytes)
+        if offload:
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
         if compile is None:
             compile = os.environ.get("VITRINE_TORCH_COMPILE", "").lower() in ("1", "true", "yes")
         if compile:
             # nn.Module.compile() keeps the module's class, so LoRA loading still finds it.
             getattr(pipe, cls.denoiser).compile()
-        return cls(pipe, folder=folder, weights_sha256=weights, compiled=compile)
+        backend = cls(pipe, folder=folder, weights_sha256=weights, compiled=compile)
+        backend.cpu_offload = offload
+        return backend
 
     # -- the request ---------------------------------------------------------------------
 
@@ -272,7 +292,8 @@ class DiffusersInpaintBackend:
 
     @property
     def device(self) -> torch.device:
-        return getattr(self.pipe, self.denoiser).device
+        # With CPU offload the denoiser waits on the CPU; the pipeline still runs on the card.
+        return torch.device(self.pipe._execution_device)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -295,6 +316,7 @@ class DiffusersInpaintBackend:
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
             "compiled": self.compiled,
+            "cpu_offload": self.cpu_offload,
             "schedulers": sorted(self.schedulers),
         }
 

@@ -26,6 +26,7 @@ __all__ = [
     "check_request",
     "generate_with_oom_retry",
     "is_out_of_memory",
+    "needs_cpu_offload",
     "pad_to_multiple",
 ]
 
@@ -271,3 +272,18 @@ def generate_with_oom_retry(
         part = replace(request, seeds=tuple(request.seeds[start : start + size]))
         images.extend(backend.generate(part, callback=callback))
     return images
+
+
+#: Room a pipeline needs on the card beyond its weights: activations at 1024² and batch 4,
+#: the CUDA context and the allocator's fragmentation.
+OFFLOAD_HEADROOM_BYTES = 6 * 1024**3
+
+
+def needs_cpu_offload(weight_bytes: int, free_bytes: int, *, headroom: int = OFFLOAD_HEADROOM_BYTES) -> bool:
+    """Whether a pipeline whose modules hold ``weight_bytes`` must run with model CPU offload
+    on a card with ``free_bytes`` free: true unless the weights and the headroom both fit.
+
+    FLUX.1 Fill in bf16 (transformer ~23.8 GB + T5 ~9.5 GB + CLIP and VAE) does not fit a
+    24 GB card; with offload only the component running is on the card.
+    """
+    return weight_bytes + headroom > free_bytes

@@ -15,11 +15,13 @@ import warnings
 from generation.segmentation.base import (
     LOCK_ALPHA_THRESHOLD,
     ModelNotInstalled,
+    NoProductFound,
     SegmentationError,
     SegmentationResult,
     Segmenter,
     cutout_rgba,
     lock_mask_image,
+    require_product,
 )
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "DEPRECATED_SEGMENTER_NAMES",
     "LOCK_ALPHA_THRESHOLD",
     "ModelNotInstalled",
+    "NoProductFound",
     "SegmentationError",
     "SegmentationResult",
     "Segmenter",
@@ -34,6 +37,7 @@ __all__ = [
     "cutout_rgba",
     "get_segmenter",
     "lock_mask_image",
+    "require_product",
     "resolve_segmenter_name",
 ]
 

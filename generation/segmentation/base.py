@@ -14,12 +14,14 @@ from generation.imaging import as_rgb_array, bbox_of_mask
 __all__ = [
     "LOCK_ALPHA_THRESHOLD",
     "ModelNotInstalled",
+    "NoProductFound",
     "SegmentationError",
     "SegmentationResult",
     "Segmenter",
     "cutout_rgba",
     "lock_mask_from_alpha",
     "lock_mask_image",
+    "require_product",
     "result_from_alpha",
 ]
 
@@ -39,6 +41,10 @@ class SegmentationError(RuntimeError):
 
 class ModelNotInstalled(SegmentationError):
     """A model-backed segmenter was asked for a model whose weights are not on disk."""
+
+
+class NoProductFound(SegmentationError):
+    """The segmenter found no product, or one too small to place, in the photo."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,6 +110,9 @@ NOTE_TEXT = {
     "touches-border": "the product touches the photo's edge, so it may be cut off there",
     "tiny": "the product covers very little of the photo",
     "fills-frame": "the product fills almost the whole photo, so background may be included",
+    "background-above": "the cutout reaches the top of the photo, so the background may be included above the product",
+    "second-region": "a second region far from the product was kept; it may be background (a light, a shadow or a reflection)",
+    "spans-frame": "the cutout spans the whole width of the photo, so a wall or table edge may be included",
 }
 
 
@@ -156,6 +165,39 @@ def result_from_alpha(
         version=version,
         notes=tuple(notes_list),
     )
+
+
+#: Below this many locked pixels a product cannot be placed in a scene: every output would be an
+#: empty backdrop (a 40 x 40 photo has no pixel left after the lock's edge ring is removed).
+MIN_LOCKED_PIXELS = 256
+#: ... nor when the locked product is a speck of the frame.
+MIN_LOCKED_SHARE = 0.001
+#: A photo under this many pixels on its short side is called too small when too little is found.
+MIN_PHOTO_SIDE = 64
+
+
+def require_product(result: SegmentationResult) -> SegmentationResult:
+    """``result`` if it holds a product that scenes can be made of, else :class:`NoProductFound`
+    with the reason in a merchant's words (shown as the cutout job's error)."""
+    width, height = result.size
+    locked = int(result.mask.sum())
+    too_few = locked < MIN_LOCKED_PIXELS or locked < MIN_LOCKED_SHARE * width * height
+    if too_few and min(width, height) < MIN_PHOTO_SIDE:
+        raise NoProductFound(
+            f"the photo is only {width} x {height} pixels, too small to find the product in. "
+            "Upload a larger photo of the product."
+        )
+    if locked == 0:
+        raise NoProductFound(
+            "no product was found in the photo. Check that the product is in the frame and stands "
+            "out from the background, or upload another photo."
+        )
+    if too_few:
+        raise NoProductFound(
+            "the product found covers too little of the photo to be placed in a scene. Upload a "
+            "photo where the product fills more of the frame."
+        )
+    return result
 
 
 def cutout_rgba(result: SegmentationResult) -> Image.Image:

@@ -202,6 +202,7 @@ class GraphCutSegmenter:
         )
         if ring.mean() > 0.25:
             notes.append("touches-border")
+        notes.extend(_shape_doubts(mask_small))
         coverage = float(mask_small.mean())
         if coverage < 0.002:
             notes.append("tiny")
@@ -526,3 +527,30 @@ class GraphCutSegmenter:
         ).astype(bool)
         lock_t = (pixel_trust >= 0.9) | (solid_gf & (not strict_lock))
         return a_t.astype(np.float32), f_out, band_t, lock_t
+
+
+def _shape_doubts(mask: np.ndarray) -> list[str]:
+    """Notes for mask shapes a product shot rarely has but a backdrop mistaken for product does.
+
+    A product stands on or in front of the backdrop, so a mask reaching the top edge is a wall
+    or a light taken for product; a second sizeable region far from the main one is a hot spot,
+    a reflection or a shadow; a mask spanning nearly the whole frame width is a horizon.
+    """
+    h, w = mask.shape
+    doubts: list[str] = []
+    if mask[: max(1, h // 100)].any(axis=0).mean() > 0.02:
+        doubts.append("background-above")
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n > 2:
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        order = np.argsort(areas)[::-1]
+        main, second = order[0] + 1, order[1] + 1
+        if areas[order[1]] > 0.02 * areas[order[0]]:
+            gap = cv2.distanceTransform((labels != main).astype(np.uint8), cv2.DIST_L2, 3)
+            if float(gap[labels == second].min()) > 0.03 * max(h, w):
+                doubts.append("second-region")
+    cols = mask.any(axis=0)
+    if cols.mean() > 0.95:
+        doubts.append("spans-frame")
+    return doubts
+

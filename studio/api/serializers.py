@@ -74,12 +74,14 @@ class AssetSerializer(serializers.ModelSerializer):
     download = serializers.SerializerMethodField()
     gates = GateSerializer(many=True, read_only=True)
     lock_verified_pixels = serializers.SerializerMethodField()
+    lock_kind = serializers.SerializerMethodField(help_text='"pixel-identical" or "resampled" ("" for assets made before lock kinds)')
+    lock_badge = serializers.SerializerMethodField()
 
     class Meta:
         model = Asset
         fields = [
             "id", "job", "photo", "cutout", "variant", "seed", "channel", "width", "height", "sha256", "download",
-            "lock_verified_pixels", "lock_certificate", "preflight", "preflight_passed", "gates", "gates_passed",
+            "lock_verified_pixels", "lock_kind", "lock_badge", "lock_certificate", "preflight", "preflight_passed", "gates", "gates_passed",
             "review_state", "regenerated_from", "recipe", "created_at",
         ]
         read_only_fields = fields
@@ -91,6 +93,12 @@ class AssetSerializer(serializers.ModelSerializer):
 
     def get_lock_verified_pixels(self, asset) -> int:
         return asset.lock_certificate["locked_pixels"] if asset.lock_certificate.get("passed") else 0
+
+    def get_lock_kind(self, asset) -> str:
+        return asset.lock_certificate.get("kind", "")
+
+    def get_lock_badge(self, asset) -> str:
+        return asset.lock_certificate.get("badge", "")
 
 
 class ReviewSerializer(serializers.ModelSerializer):

@@ -68,7 +68,7 @@ def test_a_clean_asset_passes_every_gate_and_says_its_pixels_are_the_photos():
     gates = _gates()
 
     assert {g.status for g in gates.values()} == {PASS}
-    assert gates["lock"].reason == "All 5,000 product pixels are your photo's own pixels, unchanged."
+    assert gates["lock"].reason == "Product pixels identical to your photo (5,000 product pixels locked)."
 
 
 def test_a_resized_product_is_named_as_resized_and_enlargement_warns_without_blocking():

@@ -203,8 +203,12 @@ def test_certificate_to_dict_is_plain_json_data() -> None:
     assert data["passed"] is True
     assert set(data) == {
         "locked_pixels", "changed_pixels", "max_abs_diff", "transform", "canvas_size",
-        "product_sha256", "image_sha256", "passed",
+        "product_sha256", "image_sha256", "passed", "kind", "filter", "tolerance", "badge",
+        "mask_sha256", "original_sha256", "working_sha256", "working_max_side", "colour_conversion",
+        "cutout_revision",
     }
+    assert data["kind"] == "resampled"
+    assert data["badge"] == "Product resized 0.50× from your photo, nothing else changed"
 
 
 def test_a_failed_certificate_raises_lock_violation() -> None:

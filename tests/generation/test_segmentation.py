@@ -307,3 +307,48 @@ def test_studio_is_a_deprecated_alias_of_graphcut() -> None:
 def test_names_that_are_not_segmenters_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match="Use 'graphcut' or 'rembg:<model>'"):
         check_segmenter_name(name)
+
+
+# require_product and the shape doubts ----------------------------------------------------
+
+
+def _result_with_mask(mask: np.ndarray) -> SegmentationResult:
+    from generation.segmentation.base import result_from_alpha
+
+    image = np.full(mask.shape + (3,), 200, np.uint8)
+    return result_from_alpha(image=image, alpha=mask.astype(np.float32), foreground=image,
+                             edge_confidence=1.0, backend="test", version="0")
+
+
+def test_require_product_passes_a_product_and_refuses_nothing_a_speck_and_a_tiny_photo():
+    from generation.segmentation import NoProductFound, require_product
+
+    mask = np.zeros((200, 300), bool)
+    mask[60:140, 100:200] = True
+    result = _result_with_mask(mask)
+    assert require_product(result) is result
+    with pytest.raises(NoProductFound, match="no product was found"):
+        require_product(_result_with_mask(np.zeros((200, 300), bool)))
+    speck = np.zeros((200, 300), bool)
+    speck[100:106, 100:106] = True
+    with pytest.raises(NoProductFound, match="covers too little"):
+        require_product(_result_with_mask(speck))
+    with pytest.raises(NoProductFound, match="40 x 40 pixels"):
+        require_product(_result_with_mask(np.zeros((40, 40), bool)))
+
+
+def test_shape_doubts_name_a_mask_reaching_the_top_a_far_second_region_and_a_horizon():
+    from generation.segmentation.graphcut import _shape_doubts
+
+    mask = np.zeros((200, 300), bool)
+    mask[80:180, 100:200] = True
+    assert _shape_doubts(mask) == []
+    wall = mask.copy()
+    wall[0:90, 120:180] = True
+    assert "background-above" in _shape_doubts(wall)
+    spot = mask.copy()
+    spot[10:30, 250:280] = True
+    assert _shape_doubts(spot) == ["second-region"]
+    horizon = mask.copy()
+    horizon[100:120, :] = True
+    assert "spans-frame" in _shape_doubts(horizon)

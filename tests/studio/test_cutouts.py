@@ -384,3 +384,35 @@ def test_another_workspace_cannot_upload_a_mask_for_my_photo(other_api, photo):
 
 def test_cutout_list_shows_only_my_workspace(other_api, photo):
     assert other_api.get("/api/v1/cutouts/").json()["count"] == 0
+
+
+# A photo with no product, or one too small, fails its cutout ------------------------------
+
+
+def _upload_png(workspace, django_capture_on_commit_callbacks, pixels: np.ndarray):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    with django_capture_on_commit_callbacks(execute=True):
+        return studio_services.photo_add(workspace=workspace, file=SimpleUploadedFile("p.png", buffer.getvalue())).photo
+
+
+def _cutout_job(photo) -> PhotoJob:
+    return PhotoJob.objects.filter(photo=photo, kind=JobKind.CUTOUT).latest("pk")
+
+
+def test_a_photo_of_a_plain_backdrop_fails_its_cutout_saying_no_product_was_found(workspace, django_capture_on_commit_callbacks):
+    photo = _upload_png(workspace, django_capture_on_commit_callbacks, np.full((180, 240, 3), 236, np.uint8))
+
+    job = _cutout_job(photo)
+    assert job.status == JobStatus.FAILED
+    assert "no product was found in the photo" in job.error
+    assert not Cutout.objects.filter(photo=photo).exists()
+
+
+def test_a_40_by_40_photo_fails_its_cutout_saying_it_is_too_small(workspace, upload_product_photo):
+    photo = upload_product_photo((40, 40))
+
+    job = _cutout_job(photo)
+    assert job.status == JobStatus.FAILED
+    assert "40 x 40 pixels, too small" in job.error
+    assert not Cutout.objects.filter(photo=photo).exists()

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from brand.models import ScenePreset
 from brand.services import workspace_defaults_ensure
+from catalog.jobs import jobs_resend_lost
 from catalog.models import JobStatus, PhotoJob
 from config.celery import app
 from studio import dispatch
@@ -131,21 +132,21 @@ def test_a_send_the_broker_refuses_puts_the_job_back_to_waiting(settings, monkey
 
 
 @pytest.mark.django_db
-def test_a_dispatched_job_whose_message_was_lost_is_sent_again(settings, sent, photo_of, workspace, user, django_capture_on_commit_callbacks):
-    settings.VITRINE_GPU_IN_FLIGHT = 1
+def test_a_dispatched_job_whose_message_was_lost_is_sent_again_by_the_reaper(settings, photo_of, workspace, user):
+    """`catalog.jobs.jobs_resend_lost` covers the gpu queue: a dispatched job that never
+    started, with no message left on the broker, is sent again and runs."""
+    settings.VITRINE_GPU_IN_FLIGHT, settings.VITRINE_JOB_RESEND_SECONDS = 1, 600
     job = generation_job_create(photo=photo_of(workspace), user=user, variants=1, seed=0, channels=CHANNELS)
-    long_ago = timezone.now() - dispatch._lost_after() - timedelta(minutes=1)
-    GenerationJob.objects.filter(pk=job.pk).update(dispatched_at=long_ago)  # it holds the only slot
+    long_ago = timezone.now() - timedelta(seconds=601)
+    # Dispatched long ago (it holds the only slot); the test's transaction never commits, so no message was sent.
+    GenerationJob.objects.filter(pk=job.pk).update(dispatched_at=long_ago)
+    assert generation_jobs_dispatch() == []
 
-    with django_capture_on_commit_callbacks(execute=True):
-        assert generation_jobs_dispatch() == []
-    assert sent == []
-    with django_capture_on_commit_callbacks(execute=True):
-        assert generation_jobs_dispatch(resend_lost=True) == []
+    assert jobs_resend_lost() == 1
 
     job.refresh_from_db()
-    assert sent == [job.pk]
-    assert job.dispatched_at > long_ago
+    assert job.status == JobStatus.SUCCEEDED
+    assert jobs_resend_lost() == 0
 
 
 # Limits --------------------------------------------------------------------------------------

@@ -211,6 +211,15 @@ def test_progress_is_recorded_and_the_job_api_shows_it(api, photo, run_jobs):
     listing = api.get(f"/api/v1/assets/?job={job_id}").json()
     assert listing["count"] == 1
     assert listing["results"][0]["lock_verified_pixels"] > 2000
+    assert listing["results"][0]["lock_kind"] == "pixel-identical"
+    assert listing["results"][0]["lock_badge"] == "Product pixels identical to your photo"
+    # The stored file checks out against the uploaded bytes, by the independent verifier.
+    from generation.verify import verify_asset
+
+    asset = Asset.objects.get(pk=listing["results"][0]["id"])
+    with asset.file.open("rb") as fh, photo.original.open("rb") as original:
+        verdict = verify_asset(fh.read(), original.read())
+    assert verdict.verdict == "identical", verdict.summary()
 
 
 # Tenant isolation --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from studio.models import Asset, Cutout, ReviewState
 from studio.services import photo_add
 from tests.conftest import stored_files
 from tests.factories import MembershipFactory, ProductFactory
-from tests.images import image_bytes
+from tests.images import product_on_white, image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +133,11 @@ def test_editing_to_a_taken_handle_keeps_the_product_as_it_was(signed_in, worksp
 def test_deleting_a_product_says_what_happens_to_its_photos_and_keeps_them(signed_in, workspace, django_capture_on_commit_callbacks):
     product = ProductFactory(workspace=workspace, title="Mug")
     with django_capture_on_commit_callbacks(execute=True):
-        photos = [make_photo(workspace, seed=seed, product=product) for seed in (1, 2)]
+        # Photos with a product in them: a cutout of a 40 x 30 noise photo now fails (too small).
+        photos = [
+            photo_add(workspace=workspace, file=SimpleUploadedFile(f"p{seed}.png", product_on_white(size=(96, 72), seed=seed)), product=product).photo
+            for seed in (1, 2)
+        ]
     cutouts = Cutout.objects.filter(photo__in=photos).count()
     assert cutouts == 2
 

@@ -341,7 +341,7 @@ def test_gates_are_computed_when_an_image_is_made(generated):
 
     assert list(gates) == ["lock", "cutout", "edge-halo", "preflight", "resolution", "palette", "banned-terms"]
     assert gates["lock"]["status"] == "pass"
-    assert "your photo's own pixels" in gates["lock"]["reason"]
+    assert "Product pixels identical to your photo" in gates["lock"]["reason"]
     assert generated[0].gates_passed is all(g["status"] != "fail" for g in gates.values())
 
 

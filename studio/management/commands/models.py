@@ -1,6 +1,7 @@
 """`manage.py models list|pull|verify`: what model weights are installed, and fetching them
 where the machine is online. Vitrine never downloads at run time."""
 import urllib.error
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -56,21 +57,21 @@ class Command(BaseCommand):
     def _pull_scene_model(self, spec, timeout):
         if not spec.source:
             raise CommandError(f"{spec.name} ships with Vitrine in {spec.path}; there is nothing to download")
+        import json
         import os
 
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import hf_hub_download, list_repo_files, snapshot_download
 
         os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout)))
         self.stdout.write(f"Downloading {spec.source} into {spec.path} … (several GB)")
         # Into a side folder first: a half-finished download must never look installed.
         partial = spec.path.with_name(spec.path.name + ".partial")
         try:
-            snapshot_download(
-                repo_id=spec.source,
-                local_dir=partial,
-                allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors", "tokenizer*/*", "*/*.json"],
-                ignore_patterns=["*.bin", "*.ckpt", "*.pt", "*fp32*", "*.onnx*", "*flax*", "*.msgpack"],
-            )
+            # Exactly the folders the pipeline loads: a pattern such as "*.safetensors" would
+            # also fetch the root single-file checkpoint and the fp16 duplicates.
+            index = json.loads(Path(hf_hub_download(spec.source, "model_index.json", local_dir=partial)).read_text())
+            files = models_store.pipeline_files_to_fetch(list_repo_files(spec.source), index)
+            snapshot_download(repo_id=spec.source, local_dir=partial, allow_patterns=files)
         except Exception as exc:  # hub, network and permission errors alike: say what and how
             raise CommandError(
                 f"could not download {spec.name} from {spec.source}: {exc}. Is this machine online, and for gated "

@@ -1,0 +1,97 @@
+"""Tables of the storefront connector: one connection per shop, the webhooks it received."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from catalog.models import Product, Workspace
+from storefront import crypto
+
+
+class ConnectionStatus(models.TextChoices):
+    ACTIVE = "active", "Connected"
+    #: The shop uninstalled the app or a person disconnected it: credentials are erased.
+    DISABLED = "disabled", "Disconnected"
+
+
+class ConnectionMethod(models.TextChoices):
+    TOKEN = "token", "Access token (custom app)"
+    OAUTH = "oauth", "OAuth"
+
+
+class StorefrontConnection(models.Model):
+    """A workspace's link to one shop. The access token and webhook secrets are stored only
+    encrypted (`storefront.crypto`); nothing reads them back out except the client."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="storefront_connections")
+    #: `some-shop.myshopify.com`; one shop maps to exactly one connection (webhooks name the shop).
+    shop_domain = models.CharField(max_length=255, unique=True)
+    #: `https://{shop}/admin/api/{version}`; tests and the demo point it at the loopback fake.
+    api_base_url = models.URLField(max_length=500)
+    method = models.CharField(max_length=8, choices=ConnectionMethod.choices)
+    status = models.CharField(max_length=10, choices=ConnectionStatus.choices, default=ConnectionStatus.ACTIVE)
+    scopes = models.CharField(max_length=500, blank=True)
+    access_token_encrypted = models.TextField(blank=True)
+    #: A custom app signs webhooks with its own secret; empty: the OAuth app's client secret.
+    webhook_secret_encrypted = models.TextField(blank=True)
+    #: Still accepted on webhooks while a rotation settles.
+    previous_webhook_secret_encrypted = models.TextField(blank=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_sync_error = models.CharField(max_length=1000, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["shop_domain"]
+
+    def __str__(self) -> str:  # never the token: this lands in logs and the admin
+        return self.shop_domain
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.access_token_encrypted)
+
+    def access_token(self) -> str:
+        return crypto.decrypt(self.access_token_encrypted)
+
+    def webhook_secrets(self) -> list[str]:
+        """Secrets a webhook for this shop may be signed with, newest first."""
+        own = [crypto.decrypt(self.webhook_secret_encrypted), crypto.decrypt(self.previous_webhook_secret_encrypted)]
+        app = [settings.VITRINE_STOREFRONT_CLIENT_SECRET, settings.VITRINE_STOREFRONT_PREVIOUS_CLIENT_SECRET]
+        return [secret for secret in (own if own[0] else app) if secret]
+
+
+class StorefrontProduct(models.Model):
+    """A shop's product as Vitrine last saw it, and the catalog Product it became. The remote
+    `updated_at` orders changes: an older update never overwrites a newer one."""
+
+    connection = models.ForeignKey(StorefrontConnection, on_delete=models.CASCADE, related_name="products")
+    product = models.OneToOneField(Product, on_delete=models.CASCADE, related_name="storefront_link")
+    remote_id = models.CharField(max_length=100)  # the REST id, e.g. "632910392"
+    remote_updated_at = models.DateTimeField()
+    variants = models.JSONField(default=list, blank=True)  # [{id, title, sku, image_id}]
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "remote_id"], name="storefront_product_unique_remote")]
+
+    def __str__(self) -> str:
+        return f"{self.connection} product {self.remote_id}"
+
+
+class WebhookDelivery(models.Model):
+    """One webhook as received. The unique webhook id makes a repeated delivery a no-op."""
+
+    connection = models.ForeignKey(StorefrontConnection, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    webhook_id = models.CharField(max_length=100, unique=True)
+    topic = models.CharField(max_length=64)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.webhook_id}"
