@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import PIL
-from PIL import Image, ImageOps
+from PIL import Image
+
+from .decoding import working_copy
 
 __all__ = ["LOCK_KEYWORD", "Verdict", "lock_recipe", "read_lock_recipe", "verify_asset"]
 
@@ -98,18 +100,18 @@ def _hash_mask(mask: np.ndarray) -> str:
 
 
 def _working_pixels(original: bytes, max_side: int | None) -> np.ndarray:
-    """The upload's working copy as the ingest rules define it (README: upright, 8-bit, long
-    side at most ``max_side``; a large JPEG decoded at a reduced DCT scale first)."""
+    """The upload's working copy as the ingest rules define it: the same rules as upload
+    (`generation.decoding.working_copy`: upright, 8-bit, converted to sRGB from the file's
+    own colour profile, long side at most ``max_side``; a large JPEG decoded at a reduced DCT
+    scale first). The ingest rules are reused on purpose; what this module recomputes on its
+    own is the placement and the lock."""
     with Image.open(io.BytesIO(original)) as image:
-        if max_side and image.format == "JPEG" and max(image.size) > max_side:
-            image.draft("RGB", (max_side, max_side))
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-        upright = ImageOps.exif_transpose(image).convert("RGBA" if has_alpha else "RGB")
-    if has_alpha and upright.getextrema()[3][0] == 255:
-        upright = upright.convert("RGB")
-    if max_side and max(upright.size) > max_side:
-        upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return np.asarray(upright.convert("RGB"))
+        side = max_side or max(image.size)
+        if image.format == "JPEG" and max(image.size) > side:
+            image.draft("RGB", (side, side))
+        image.load()
+        working, _colour = working_copy(image, side)
+    return np.asarray(working.convert("RGB"))
 
 
 def _expected_layer(working: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:

@@ -137,3 +137,27 @@ def test_an_asset_without_a_recipe_is_not_verified(photo) -> None:
     original, rgb, _ = photo
     verdict = verify_asset(encode_png(rgb, xmp=""), original)
     assert verdict.verdict == "changed" and "no lock recipe" in verdict.problems[0]
+
+
+def test_a_photo_with_a_colour_profile_verifies_against_its_srgb_working_copy() -> None:
+    """The working copy is converted to sRGB at ingest; the verifier rebuilds that same copy
+    from the original's bytes, so a Display P3 photo's as-photo asset is identical, not changed."""
+    from generation.decoding import working_copy
+    from tests.generation.icc_fixtures import display_p3
+
+    rng = np.random.default_rng(3)
+    p3 = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(p3).save(buffer, format="PNG", icc_profile=display_p3())
+    original = buffer.getvalue()
+    with Image.open(io.BytesIO(original)) as image:
+        image.load()
+        working, colour = working_copy(image, 4096)
+    rgb = np.asarray(working.convert("RGB"))
+    assert colour["converted"] and not np.array_equal(rgb, p3)  # the conversion did something
+    mask = np.zeros(rgb.shape[:2], bool)
+    mask[20:70, 30:90] = True
+    (asset,) = _assets(original, rgb, mask, ("as-photo",))
+    verdict = verify_asset(asset.png, original)
+    assert verdict.verdict == "identical", verdict.summary()
+    assert verdict.changed_pixels == 0
