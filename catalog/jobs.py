@@ -146,7 +146,7 @@ def job_start(*, model: type[Row], job_id: int, worker: str | None = None) -> Ro
     worker = worker or worker_id()
     now = timezone.now()
     with transaction.atomic():
-        job = model.objects.select_for_update().filter(pk=job_id).first()
+        job = model.objects.select_for_update(no_key=True).filter(pk=job_id).first()
         if job is None or job.status not in ACTIVE_JOB_STATUSES:
             return None
         if job.cancel_requested:
@@ -196,7 +196,7 @@ def jobs_reap() -> int:
     now = timezone.now()
     for model in job_models():
         with transaction.atomic():
-            lapsed = model.objects.select_for_update(skip_locked=True).filter(
+            lapsed = model.objects.select_for_update(skip_locked=True, no_key=True).filter(
                 Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True), status=JobStatus.RUNNING
             )
             for job in lapsed:
@@ -348,7 +348,7 @@ def job_cancel_requested(*, job: JobRow) -> bool:
 
 def _job_finish(*, job: JobRow, status: str, error: str = "", expected: tuple[str, ...] = (JobStatus.RUNNING,)) -> bool:
     with transaction.atomic():
-        current = type(job).objects.select_for_update().get(pk=job.pk)
+        current = type(job).objects.select_for_update(no_key=True).get(pk=job.pk)
         if current.status not in expected:
             return False
         if current.status == JobStatus.RUNNING and job.worker and current.worker != job.worker:
@@ -385,7 +385,7 @@ def job_cancel(*, job: JobRow) -> JobRow:
     jobs are left as they are."""
     model = type(job)
     with transaction.atomic():
-        current = model.objects.select_for_update().get(pk=job.pk)
+        current = model.objects.select_for_update(no_key=True).get(pk=job.pk)
         if current.status == JobStatus.QUEUED or current.lease_lapsed:
             current.status, current.finished_at, current.lease_expires_at = JobStatus.CANCELLED, timezone.now(), None
             current.save(update_fields=["status", "finished_at", "lease_expires_at"])

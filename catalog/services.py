@@ -241,7 +241,7 @@ def photos_assign(*, workspace: Workspace, photo_ids: Iterable[int], product: Pr
         # Locked in id order, so two overlapping bulk moves wait for each other instead of
         # deadlocking, and a photo deleted meanwhile is noticed before anything moves.
         found = set(
-            ProductPhoto.objects.select_for_update().filter(workspace=workspace, pk__in=ids).order_by("pk").values_list("pk", flat=True)
+            ProductPhoto.objects.select_for_update(no_key=True).filter(workspace=workspace, pk__in=ids).order_by("pk").values_list("pk", flat=True)
         )
         missing = [pk for pk in ids if pk not in found]
         if missing:
@@ -314,7 +314,7 @@ def _lock_team(actor: Membership) -> None:
     # Every change to who owns a workspace takes this row lock first, so two owners demoting
     # (or removing) each other at once cannot both see "another owner is left"; under it the
     # actor must still be an owner (not demoted by someone else a moment ago).
-    Workspace.objects.select_for_update().filter(pk=actor.workspace_id).first()
+    Workspace.objects.select_for_update(no_key=True).filter(pk=actor.workspace_id).first()
     if not Membership.objects.filter(pk=actor.pk, role=Role.OWNER).exists():
         raise PermissionDenied("You are no longer an owner of this workspace.")
 

@@ -74,7 +74,7 @@ def can_decide(*, workspace: Workspace | int, user: User) -> bool:
 
 
 def _locked(asset: Asset) -> Asset:
-    return Asset.objects.select_for_update().select_related("workspace", "cutout", "job", "photo").get(pk=asset.pk)
+    return Asset.objects.select_for_update(no_key=True).select_related("workspace", "cutout", "job", "photo").get(pk=asset.pk)
 
 
 def _state_words(asset: Asset) -> str:
@@ -204,7 +204,7 @@ def _decide(*, asset: Asset, actor: User, decision: str, comment: str, override_
         _require_decider(workspace_id=locked.workspace_id, actor=actor)
         if locked.review_state != ReviewState.IN_REVIEW:
             raise ReviewConflict(f"This image is {_state_words(locked)}, not in review: there is nothing to decide.")
-        review = Review.objects.select_for_update().get(asset=locked, decision="")
+        review = Review.objects.select_for_update(no_key=True).get(asset=locked, decision="")
         detail: dict = {"comment": comment}
         if decision == ReviewDecision.APPROVED:
             if review.submitted_by_id == actor.pk and not locked.workspace.allow_self_approval:

@@ -367,7 +367,7 @@ def _generation_job_enqueue(*, photo, user, plan, preset, brand_kit, prompt, cut
     turn comes (`studio.dispatch`). Refused, with nothing stored, past the workspace's limits."""
     variants = len(plan.get("keep_variants") or plan["seeds"])
     with transaction.atomic():
-        Workspace.objects.select_for_update().filter(pk=photo.workspace_id).first()
+        Workspace.objects.select_for_update(no_key=True).filter(pk=photo.workspace_id).first()
         _workspace_limits_check(workspace_id=photo.workspace_id, images=variants * len(plan["channels"]))
         if cutout is None and not photo.cutouts.exists() and not photo.jobs.filter(kind=JobKind.CUTOUT, status__in=ACTIVE_JOB_STATUSES).exists():
             cutout_request(photo=photo)  # the last one failed or never ran: try again, the job waits

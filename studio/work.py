@@ -149,7 +149,7 @@ def cutout_files_save(
     try:
         with transaction.atomic():
             # Serialise revisions of one photo: the row lock makes "max + 1" safe.
-            ProductPhoto.objects.select_for_update().filter(pk=photo.pk).first()
+            ProductPhoto.objects.select_for_update(no_key=True).filter(pk=photo.pk).first()
             revision = (photo.cutouts.aggregate(top=Max("revision"))["top"] or 0) + 1
             directory = f"{photo_dir(workspace_id=photo.workspace_id, sha256=photo.original_sha256)}/cutouts/r{revision}"
             stored.extend(save_files([(f"{directory}/cutout.png", cutout_png), (f"{directory}/mask.png", mask_png)]))

@@ -7,13 +7,13 @@ from catalog.models import PhotoJob, Product, ProductPhoto
 from studio.services import photo_add
 from tests.conftest import stored_files
 from tests.factories import ProductFactory
-from tests.images import image_bytes
+from tests.images import image_bytes, product_on_white
 
 pytestmark = pytest.mark.django_db
 
 
 def make_photo(workspace, seed=0, product=None):
-    data = image_bytes("JPEG", size=(40, 30), seed=seed)
+    data = product_on_white((96, 72), seed=seed, fmt="JPEG")  # big enough for the cutout to find the product
     return photo_add(workspace=workspace, file=SimpleUploadedFile(f"p{seed}.jpg", data), product=product).photo
 
 
@@ -86,7 +86,7 @@ def test_product_update_and_delete(api, workspace):
 
 def test_photo_upload_over_the_api(api, workspace, django_capture_on_commit_callbacks):
     product = ProductFactory(workspace=workspace)
-    data = image_bytes("PNG", size=(32, 32))
+    data = product_on_white((96, 72))
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = api.post("/api/v1/photos/", {"file": SimpleUploadedFile("mug.png", data), "product": product.pk}, format="multipart")
@@ -94,7 +94,7 @@ def test_photo_upload_over_the_api(api, workspace, django_capture_on_commit_call
     assert response.status_code == 201
     assert len(callbacks) == 2  # thumbnail and cutout tasks, sent only once the row was committed
     created = response.json()
-    assert (created["original_name"], created["original_format"], created["product"], created["width"]) == ("mug.png", "PNG", product.pk, 32)
+    assert (created["original_name"], created["original_format"], created["product"], created["width"]) == ("mug.png", "PNG", product.pk, 96)
     assert created["status"] == "processing"
     # The in-process worker has run the thumbnail job on commit.
     body = api.get(f"/api/v1/photos/{created['id']}/").json()

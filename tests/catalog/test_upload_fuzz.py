@@ -22,6 +22,7 @@ from catalog.models import PhotoJob, ProductPhoto
 from catalog.services import photo_upload
 from generation.decoding import UploadRejected
 from tests.conftest import stored_files
+from tests.generation.icc_fixtures import display_p3
 
 EXAMPLES = int(os.environ.get("VITRINE_FUZZ_EXAMPLES", "300"))
 LONG_RUN = EXAMPLES > 300
@@ -30,7 +31,9 @@ LONG_RUN = EXAMPLES > 300
 def _seed_image(fmt: str, mode: str = "RGB") -> bytes:
     pixels = np.random.default_rng(len(fmt)).integers(0, 255, (24, 32, 4 if mode == "RGBA" else 3), dtype=np.uint8)
     buffer = io.BytesIO()
-    save = {"exif": b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x00", "icc_profile": b"\x01" * 300}
+    # A real (Display P3) profile, so a seed is accepted and converted; its mutations then reach
+    # littleCMS with damaged profile bytes.
+    save = {"exif": b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x00", "icc_profile": display_p3()}
     Image.fromarray(pixels, mode).save(buffer, format=fmt, **save)
     return buffer.getvalue()
 

@@ -294,3 +294,79 @@ def test_two_dispatchers_at_once_never_pass_the_in_flight_limit(settings, sent, 
     assert errors == []
     assert len(sent) == 1
     assert _in_flight() == 1
+
+
+def _holding(enter, *, release: threading.Event, held: threading.Event, errors: list) -> threading.Thread:
+    """A thread that runs ``enter()`` on its own connection; ``enter`` sets ``held`` once it
+    holds its row locks and waits for ``release`` before committing."""
+
+    def run():
+        try:
+            enter()
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+            held.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert held.wait(30), "the other transaction never took its locks"
+    return thread
+
+
+# A worker storing a cutout locks the photo row and inserts a row pointing at the workspace;
+# queuing a scene job locks the workspace row and inserts a row pointing at the photo. Row
+# locks that only serialize (FOR NO KEY UPDATE) let the other side's foreign-key checks
+# through; FOR UPDATE blocked them, and the two deadlocked (seen in CI, test_job_faults).
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("held_by", ["cutout being stored", "scene job being queued"])
+def test_queuing_a_scene_job_and_storing_a_cutout_of_the_same_photo_do_not_wait_for_each_other(
+    held_by, sent, monkeypatch, photo_of, workspace, user
+):
+    from studio import services, work
+
+    photo = photo_of(workspace)
+    cutout = photo.cutouts.get()
+    release, held, errors = threading.Event(), threading.Event(), []
+
+    def pause(real):
+        def paused(*args, **kwargs):
+            if threading.current_thread() is not threading.main_thread():
+                held.set()
+                release.wait(30)
+            return real(*args, **kwargs)
+
+        return paused
+
+    def store_cutout():
+        work.cutout_files_save(
+            photo=photo, cutout_png=b"png", mask_png=b"png", source="touch_up", parent=cutout, user=user,
+            backend=cutout.backend, backend_version=cutout.backend_version, mask_sha256=cutout.mask_sha256,
+            bbox=cutout.bbox, locked_pixels=cutout.locked_pixels, coverage=cutout.coverage,
+            edge_confidence=cutout.edge_confidence, confident=cutout.confident, notes=cutout.notes,
+        )
+
+    def queue_job():
+        generation_job_create(photo=photo, user=user, variants=1, seed=7, channels=CHANNELS)
+
+    if held_by == "cutout being stored":
+        monkeypatch.setattr(work, "save_files", pause(work.save_files))
+        thread, mine = _holding(store_cutout, release=release, held=held, errors=errors), queue_job
+    else:
+        monkeypatch.setattr(services, "_workspace_limits_check", pause(services._workspace_limits_check))
+        thread, mine = _holding(queue_job, release=release, held=held, errors=errors), store_cutout
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '5s'")  # a wait on the other side fails here, not hangs
+        mine()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+        release.set()
+        thread.join(30)
+
+    assert errors == []
+    assert GenerationJob.objects.filter(photo=photo).count() == 1
+    assert photo.cutouts.count() == 2
