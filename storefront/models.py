@@ -95,3 +95,76 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} {self.webhook_id}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Done"
+    FAILED = "failed", "Failed"
+
+
+class SyncRun(models.Model):
+    """One import (`full`) or incremental sync of a connection's catalog; the page's progress
+    bar reads `done` of `total` products."""
+
+    connection = models.ForeignKey(StorefrontConnection, on_delete=models.CASCADE, related_name="sync_runs")
+    full = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    total = models.PositiveIntegerField(null=True, blank=True)  # unknown until the shop says
+    done = models.PositiveIntegerField(default=0)
+    photos_added = models.PositiveIntegerField(default=0)
+    #: The `updated_at` high-water mark this run reached; the next incremental sync asks from here.
+    updated_since = models.DateTimeField(null=True, blank=True)
+    cursor = models.CharField(max_length=500, blank=True)  # where a resumed run picks up
+    error = models.CharField(max_length=1000, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.connection} sync {self.pk} ({self.status})"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    UPLOADING = "uploading", "Uploading"
+    PROCESSING = "processing", "Processing in the shop"
+    PUBLISHED = "published", "Published"
+    FAILED = "failed", "Failed"
+
+
+class Export(models.Model):
+    """One approved asset's bytes sent to one shop, at most once: (connection, asset, content
+    sha256) is unique, and the remote media id is recorded once the shop holds the image."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(StorefrontConnection, on_delete=models.CASCADE, related_name="exports")
+    asset = models.ForeignKey("studio.Asset", on_delete=models.CASCADE, related_name="exports")
+    content_sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=12, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    remote_product_id = models.CharField(max_length=100, blank=True)
+    remote_media_id = models.CharField(max_length=200, blank=True)
+    remote_url = models.URLField(max_length=1000, blank=True)
+    #: "graphql" (staged upload + attach) or "rest" (product images), whichever placed it.
+    adapter = models.CharField(max_length=10, blank=True)
+    replace_earlier = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=1000, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "asset", "content_sha256"], name="storefront_export_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} of asset {self.asset_id} to {self.connection}"
