@@ -24,18 +24,43 @@ $(VENV)/.deps-test: pyproject.toml | $(PY)
 migrate: $(VENV)/.deps-run
 	@$(PY) manage.py schema_check
 	$(PY) manage.py migrate --noinput
+	@$(PY) manage.py c2pa_dev_cert  # Content Credentials: a development signing chain unless one exists
+
+# `make run` starts the fake storefront (fakeshop/, loopback) next to the web server and the
+# worker, with five demo products and their photos, and connects the demo workspace to it, so
+# a newcomer can import, approve, publish and see the image arrive on the fake shop's page.
+# FAKESHOP=0 leaves it out; so does a real OAuth app (VITRINE_STOREFRONT_CLIENT_ID set).
+FAKESHOP ?= 1
 
 run: migrate
 	@$(PY) manage.py seed_demo
-	@echo ""
-	@echo "Vitrine is starting on http://127.0.0.1:$(PORT)/  (Ctrl-C stops the web server and the worker)"
-	@echo ""
-	@# Stop both on Ctrl-C within seconds. The trap clears itself first: `kill 0` used to
+	@# Stop all three on Ctrl-C within seconds. The trap clears itself first: `kill 0` used to
 	@# signal this shell too and re-enter the trap, flooding the worker with SIGTERMs. A job
 	@# the worker is cut off from after 10 s is taken over on the next start (its lease lapses).
-	@trap 'trap - INT TERM EXIT; kill -TERM $$worker $$web 2>/dev/null; \
+	@trap 'trap - INT TERM EXIT; kill -TERM $$worker $$web $$shop 2>/dev/null; \
 	  for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 $$worker 2>/dev/null || break; sleep 1; done; \
 	  kill -KILL $$worker 2>/dev/null; wait 2>/dev/null; true' INT TERM EXIT; \
+	shop=""; fake_env=""; var="$${VITRINE_VAR_DIR:-var}"; \
+	if [ "$(FAKESHOP)" = "1" ] && [ -z "$$VITRINE_STOREFRONT_CLIENT_ID" ]; then \
+	  $(PY) -m fakeshop.probe $(FAKESHOP_PORT); probe=$$?; \
+	  if [ $$probe = 1 ]; then mkdir -p "$$var"; \
+	    $(PY) -m fakeshop --port $(FAKESHOP_PORT) --shop demo-shop.myshopify.com --demo-products 5 --demo-photos \
+	      --state "$$var/fakeshop.json" --webhook-url http://127.0.0.1:$(PORT)/webhooks/storefront/ >"$$var/fakeshop.log" 2>&1 & shop=$$!; \
+	    for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do $(PY) -m fakeshop.probe $(FAKESHOP_PORT) && break; sleep 0.5; done; \
+	  elif [ $$probe = 2 ]; then \
+	    echo "Port $(FAKESHOP_PORT) is taken by another program, so the demo storefront is not started."; \
+	    echo "  FAKESHOP_PORT=8766 make run picks another port; FAKESHOP=0 make run leaves the fake out."; \
+	  fi; \
+	  fake_env=$$($(PY) -m fakeshop.probe $(FAKESHOP_PORT) --env 2>/dev/null) || fake_env=""; \
+	fi; \
+	eval "$$fake_env"; \
+	if [ -n "$$fake_env" ]; then \
+	  $(PY) manage.py storefront_demo --fakeshop "$$FAKESHOP_URL" || true; \
+	fi; \
+	echo ""; \
+	echo "Vitrine is starting on http://127.0.0.1:$(PORT)/  (Ctrl-C stops the web server, the worker and the demo storefront)"; \
+	if [ -n "$$fake_env" ]; then echo "The demo storefront (fake shop) is at $$FAKESHOP_URL/ : publish from Vitrine's Storefronts page and see the image arrive there."; fi; \
+	echo ""; \
 	$(PY) -m celery -A config worker -Q cpu,gpu,io --concurrency 2 --loglevel INFO & worker=$$!; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload & web=$$!; \
 	wait $$web

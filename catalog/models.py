@@ -186,26 +186,33 @@ class ImageFormat(models.TextChoices):
     JPEG = "JPEG", "JPEG"
     PNG = "PNG", "PNG"
     WEBP = "WEBP", "WebP"
+    HEIF = "HEIF", "HEIC/HEIF"
+    AVIF = "AVIF", "AVIF"
 
 
 class ProductPhoto(models.Model):
     """An uploaded photo. `original` is the merchant's bytes, untouched, named by sha256;
-    `working` is the decoded, upright, size-capped copy every worker reads."""
+    `working` is the decoded, upright, size-capped copy every worker reads.
+
+    A photo larger than VITRINE_UPLOAD_INLINE_MAX_PIXELS is accepted on its header alone and
+    is *checking* until its decode job (JobKind.DECODE, cpu queue) has made the working copy:
+    until then `working` is empty and `width`/`height` are null. If the decode fails, the
+    original file is deleted (`original` empty) and the photo stays failed with the reason."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="photos")
     product = models.ForeignKey(Product, on_delete=models.SET_NULL, null=True, blank=True, related_name="photos")
     uploaded_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
-    original = models.FileField(max_length=255)
+    original = models.FileField(max_length=255, blank=True)  # empty: deleted after a failed decode
     original_sha256 = models.CharField(max_length=64)
     original_name = models.CharField(max_length=255)
     original_format = models.CharField(max_length=8, choices=ImageFormat.choices)
     original_bytes = models.PositiveBigIntegerField()
     original_width = models.PositiveIntegerField()
     original_height = models.PositiveIntegerField()
-    working = models.FileField(max_length=255)
-    working_sha256 = models.CharField(max_length=64)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
+    working = models.FileField(max_length=255, blank=True)  # empty while checking
+    working_sha256 = models.CharField(max_length=64, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)  # the working copy's; null while checking
+    height = models.PositiveIntegerField(null=True, blank=True)
     has_alpha = models.BooleanField(default=False)
     thumbnail = models.FileField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -221,25 +228,42 @@ class ProductPhoto(models.Model):
         return self.original_name
 
     @property
+    def is_decoded(self) -> bool:
+        """Whether the working copy exists (every upload's, except a large one still checking
+        or one whose decode failed)."""
+        return bool(self.working)
+
+    @property
     def status(self) -> str:
-        """processing while any job runs; failed if the newest job of a kind failed; else
-        ready. Reads `jobs` (prefetched newest first by the selectors: no query per photo)."""
+        """checking while a large photo's decode runs (no working copy yet); processing while
+        any other job runs; failed if the newest job of a kind failed (or the photo could not be
+        decoded); else ready. Reads `jobs` (prefetched newest first by the selectors: no query
+        per photo)."""
         jobs = list(self.jobs.all())
         if any(job.status in ACTIVE_JOB_STATUSES for job in jobs):
-            return "processing"
+            return "processing" if self.is_decoded else "checking"
         newest_by_kind: dict[str, PhotoJob] = {}
         for job in jobs:
             if job.kind in STATUS_KINDS:
                 newest_by_kind.setdefault(job.kind, job)
-        if any(job.status == JobStatus.FAILED for job in newest_by_kind.values()):
+        if any(job.status == JobStatus.FAILED for job in newest_by_kind.values()) or not self.is_decoded:
             return "failed"
         return "ready"
+
+    @property
+    def decode_error(self) -> str:
+        """Why a large photo could not be decoded (its decode job's reason), or ""."""
+        if self.is_decoded:
+            return ""
+        job = next((job for job in self.jobs.all() if job.kind == JobKind.DECODE), None)
+        return job.error if job is not None and job.status == JobStatus.FAILED else ""
 
 
 class JobKind(models.TextChoices):
     """The kinds of background work on one photo. The app that does the work passes its task
     to `catalog.services.job_enqueue`; catalog only keeps the rows."""
 
+    DECODE = "decode", "Decode"
     THUMBNAIL = "thumbnail", "Thumbnail"
     CUTOUT = "cutout", "Cutout"
     TOUCH_UP = "touch_up", "Touch-up"
@@ -247,11 +271,11 @@ class JobKind(models.TextChoices):
 
 #: The kinds whose newest failure makes a photo "needs attention" (a failed touch-up leaves
 #: the photo's current cutout in place, so the photo is still usable).
-STATUS_KINDS = (JobKind.THUMBNAIL, JobKind.CUTOUT)
+STATUS_KINDS = (JobKind.DECODE, JobKind.THUMBNAIL, JobKind.CUTOUT)
 
 
 class PhotoJob(JobRow):
-    """One piece of background work on a photo (thumbnail, cutout, touch-up)."""
+    """One piece of background work on a photo (decode, thumbnail, cutout, touch-up)."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="photo_jobs")
     photo = models.ForeignKey(ProductPhoto, on_delete=models.CASCADE, related_name="jobs")

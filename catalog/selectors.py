@@ -86,8 +86,8 @@ def photo_list(
     *, workspace: Workspace, product_id=None, unassigned: bool = False, status: str | None = None
 ) -> QuerySet[ProductPhoto]:
     """The workspace's photos, newest first, with product and jobs loaded. `status` is the
-    same as ProductPhoto.status: processing (a job runs), failed (the newest job of a kind
-    failed), ready."""
+    same as ProductPhoto.status: processing (a job runs; a large photo still checking counts
+    here), failed (the newest job of a kind failed, or the photo could not be decoded), ready."""
     photos = ProductPhoto.objects.filter(workspace=workspace)
     if product_id is not None:
         photos = photos.filter(product_id=product_id)
@@ -100,7 +100,8 @@ def photo_list(
             newest_thumbnail=_newest_job_status(JobKind.THUMBNAIL),
             newest_cutout=_newest_job_status(JobKind.CUTOUT),
         )
-        failed = Q(newest_thumbnail=JobStatus.FAILED) | Q(newest_cutout=JobStatus.FAILED)
+        # No working copy and nothing running: the decode failed (the decode job's reason says why).
+        failed = Q(newest_thumbnail=JobStatus.FAILED) | Q(newest_cutout=JobStatus.FAILED) | Q(working="")
         if status == "processing":
             photos = photos.filter(running=True)
         elif status == "failed":

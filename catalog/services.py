@@ -21,7 +21,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.text import slugify
 
-from generation.decoding import UploadRejected, validate_image
+from generation.decoding import UploadRejected, image_decode, image_header_check
 
 from .files import delete_files, photo_dir
 from .jobs import ACTIVE_JOB_STATUSES
@@ -39,11 +39,12 @@ from .models import (
     WorkerHeartbeat,
     secret_hash,
 )
-from .tasks import photo_thumbnail_task
+from .tasks import photo_decode_task, photo_thumbnail_task
+from .work import upload_limits
 
 logger = logging.getLogger(__name__)
 
-_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic", "AVIF": "avif"}
 
 
 # Workspaces and people -------------------------------------------------------------------
@@ -154,60 +155,74 @@ def photo_upload(
 ) -> PhotoUploadResult:
     """Validate, store and register one photo, then enqueue its thumbnail.
 
+    A photo of at most VITRINE_UPLOAD_INLINE_MAX_PIXELS (weighted by its decode's memory:
+    `ImageHeader.decode_pixels`, 1.5× with alpha or 16 bits) is fully decoded here and stored with
+    its working copy. A larger one (up to the pixel cap) passes here only the rules that need
+    no pixel decoded (`image_header_check`: size, format, declared dimensions, metadata
+    budgets): its original is stored and the photo is *checking*, with a decode job on the cpu
+    queue that makes the working copy, then queues the thumbnail and sends
+    `catalog.signals.photo_decoded` (`catalog.work.photo_decode_make`). Decoding 100 MP in
+    the web process would cost it ~1.4 GB; 12.5 MP of 8-bit RGB at most ≈ 87 MB (docs/benchmarks.md).
+
     `then(photo)` runs inside the same transaction for a new photo: the work other apps
-    start on it (studio's cutout), so that a failure there leaves nothing behind either.
-    A rejection raises UploadRejected and leaves no row and no file; the same bytes uploaded
-    twice return the first photo."""
+    start on it (studio's audit and cutout, which waits for `photo_decoded` on a photo still
+    checking), so that a failure there leaves nothing behind either. A rejection raises
+    UploadRejected and leaves no row and no file; the same bytes uploaded twice return the
+    first photo."""
     if product is not None and product.workspace_id != workspace.pk:
         raise UploadRejected("That product does not exist in this workspace.", "unknown_product")
-    accepted = validate_image(
-        file,
-        size_bytes=file.size,
-        max_bytes=settings.VITRINE_UPLOAD_MAX_BYTES,
-        max_pixels=settings.VITRINE_UPLOAD_MAX_PIXELS,
-        working_max_side=settings.VITRINE_WORKING_MAX_SIDE,
-        max_icc_bytes=settings.VITRINE_UPLOAD_MAX_ICC_BYTES,
-        max_metadata_bytes=settings.VITRINE_UPLOAD_MAX_METADATA_BYTES,
-    )
-    existing = ProductPhoto.objects.filter(workspace=workspace, original_sha256=accepted.sha256).first()
+    limits = upload_limits()
+    header = image_header_check(file, size_bytes=file.size, **limits)
+    existing = ProductPhoto.objects.filter(workspace=workspace, original_sha256=header.sha256).first()
     if existing is not None:
         return PhotoUploadResult(photo=existing, created=False)
+    accepted = None
+    if header.decode_pixels <= settings.VITRINE_UPLOAD_INLINE_MAX_PIXELS:
+        accepted = image_decode(file, header=header, max_pixels=limits["max_pixels"], working_max_side=settings.VITRINE_WORKING_MAX_SIDE)
 
-    directory = photo_dir(workspace_id=workspace.pk, sha256=accepted.sha256)
+    directory = photo_dir(workspace_id=workspace.pk, sha256=header.sha256)
     stored: list[str] = []
     try:
         file.seek(0)
-        stored.append(default_storage.save(f"{directory}/original.{_EXTENSIONS[accepted.format]}", file))
-        stored.append(default_storage.save(f"{directory}/working.png", ContentFile(accepted.working_png)))
+        stored.append(default_storage.save(f"{directory}/original.{_EXTENSIONS[header.format]}", file))
+        if accepted is not None:
+            stored.append(default_storage.save(f"{directory}/working.png", ContentFile(accepted.working_png)))
+            decoded = {
+                "working": stored[1], "working_sha256": accepted.working_sha256,
+                "width": accepted.width, "height": accepted.height, "has_alpha": accepted.has_alpha,
+            }
+        else:
+            decoded = {}  # checking: the decode job fills these
         with transaction.atomic():
             photo = ProductPhoto.objects.create(
                 workspace=workspace,
                 product=product,
                 uploaded_by=uploaded_by,
                 original=stored[0],
-                original_sha256=accepted.sha256,
+                original_sha256=header.sha256,
                 original_name=(getattr(file, "name", "") or "photo")[:255],
-                original_format=accepted.format,
-                original_bytes=accepted.size_bytes,
-                original_width=accepted.original_width,
-                original_height=accepted.original_height,
-                working=stored[1],
-                working_sha256=accepted.working_sha256,
-                width=accepted.width,
-                height=accepted.height,
-                has_alpha=accepted.has_alpha,
+                original_format=header.format,
+                original_bytes=header.size_bytes,
+                original_width=header.width,
+                original_height=header.height,
+                **decoded,
             )
-            job_enqueue(photo=photo, kind=JobKind.THUMBNAIL, task=photo_thumbnail_task)
+            if accepted is not None:
+                job_enqueue(photo=photo, kind=JobKind.THUMBNAIL, task=photo_thumbnail_task)
+            else:
+                job_enqueue(photo=photo, kind=JobKind.DECODE, task=photo_decode_task)
             if then is not None:
                 then(photo)
     except IntegrityError:
         # A concurrent upload of the same bytes won the race: keep theirs, drop ours.
         delete_files(stored)
-        return PhotoUploadResult(photo=ProductPhoto.objects.get(workspace=workspace, original_sha256=accepted.sha256), created=False)
+        return PhotoUploadResult(photo=ProductPhoto.objects.get(workspace=workspace, original_sha256=header.sha256), created=False)
     except BaseException:
         delete_files(stored)
         raise
-    logger.info("catalog.photo.uploaded", extra={"photo_id": photo.pk, "workspace_id": workspace.pk})
+    logger.info(
+        "catalog.photo.uploaded", extra={"photo_id": photo.pk, "workspace_id": workspace.pk, "checking": accepted is None}
+    )
     return PhotoUploadResult(photo=photo, created=True)
 
 

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from brand.api.views import BrandKitViewSet, ScenePresetViewSet
 from catalog.api.team import ApiTokenViewSet, InvitationAcceptView, InvitationViewSet, MemberViewSet, WorkspaceView
 from catalog.api.views import AuthTokenView, JobViewSet, ProductViewSet
+from storefront.api.exports import AssetPublishView, AssetsPublishView, ExportViewSet
 from storefront.api.views import StorefrontConnectionViewSet
 from studio.api.views import (
     AssetViewSet, AuditTrailView, CutoutViewSet, GenerationJobViewSet, JobSubmitView, NotificationViewSet, PhotoSegmentView, PhotoViewSet,
@@ -27,6 +28,7 @@ router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("audit", AuditTrailView, basename="audit")
 router.register("storefronts", StorefrontConnectionViewSet, basename="storefront")
+router.register("exports", ExportViewSet, basename="export")
 
 @csrf_exempt  # it changes nothing, whatever the method; the API's own views are exempt too
 def no_such_endpoint(request, rest=""):
@@ -44,6 +46,9 @@ urlpatterns = [
     path("workspace/", WorkspaceView.as_view(), name="workspace"),
     path("photos/<int:pk>/segment/", PhotoSegmentView.as_view({"post": "create"}), name="photo-segment"),
     path("jobs/<int:pk>/submit/", JobSubmitView.as_view({"post": "create"}), name="job-submit"),
+    # Before the router: its asset detail route would take "assets/publish/" for an id.
+    path("assets/<int:pk>/publish/", AssetPublishView.as_view({"post": "create"}), name="asset-publish"),
+    path("assets/publish/", AssetsPublishView.as_view({"post": "create"}), name="assets-publish"),
     *router.urls,
     # Last: whatever the routes above did not take (paths without the slash are still
     # redirected to it first by APPEND_SLASH, as before).

@@ -27,8 +27,9 @@ HEARTBEAT_SECONDS = 10
 
 def _beat_forever(stop: threading.Event, hostname: str) -> None:
     """Write this worker's heartbeat, look for jobs whose worker died and for queued jobs
-    whose message the broker lost (there is no beat process to do it; locked rows are
-    skipped, so workers reaping at once do not collide)."""
+    whose message the broker lost, and (an io worker) queue the storefront syncs that are due
+    (there is no beat process to do it; locked rows are skipped, so workers reaping at once do
+    not collide)."""
     # Imported late: the app registry is ready only once the worker has booted.
     import time
 
@@ -37,6 +38,7 @@ def _beat_forever(stop: threading.Event, hostname: str) -> None:
 
     from catalog.jobs import jobs_reap, jobs_resend_lost
     from catalog.services import worker_heartbeat_record
+    from storefront.sync import sync_due
     from studio.dispatch import generation_jobs_dispatch
 
     queues = sorted(q.name for q in app.amqp.queues.consume_from.values()) if app.amqp.queues else []
@@ -52,6 +54,8 @@ def _beat_forever(stop: threading.Event, hostname: str) -> None:
                 jobs_reap()
                 generation_jobs_dispatch()  # a gpu slot freed with no task to notice
                 jobs_resend_lost()
+                if Queue.IO.value in queues:
+                    sync_due()  # scheduled storefront syncs, and runs whose message was lost
                 next_reap = now + reap_every
         except Exception:  # a database blip must not kill the worker; /healthz shows the gap
             logging.getLogger(__name__).warning("worker.heartbeat_failed", exc_info=True)
@@ -80,3 +84,30 @@ def _start_heartbeat(sender=None, **kwargs) -> None:
 @signals.worker_shutdown.connect
 def _stop_heartbeat_thread(**kwargs) -> None:
     _stop_heartbeat.set()
+
+
+def _consumed_queues() -> list[str]:
+    return sorted(app.amqp.queues.consume_from) if app.amqp.queues else []
+
+
+@signals.worker_init.connect
+def _gpu_warm_up_at_start(sender=None, **kwargs) -> None:
+    """GPU warm-up (generation.pipelines.warmup) happens before the worker takes work: in
+    each prefork pool process as it starts (below), given the time to compile; a solo or
+    threads pool warms up here, in the worker's own process."""
+    from generation.pipelines.warmup import may_warm_up, warm_up_timeout, warm_up_worker
+
+    if not may_warm_up(_consumed_queues()):  # torch-free: CUDA is not touched before the fork
+        return
+    pool = getattr(sender, "pool_cls", "prefork")
+    if (pool if isinstance(pool, str) else getattr(pool, "__module__", "")).rsplit(".", 1)[-1] in ("solo", "threads"):
+        warm_up_worker(_consumed_queues())
+    else:
+        sender.app.conf.worker_proc_alive_timeout = max(sender.app.conf.worker_proc_alive_timeout or 4.0, warm_up_timeout())
+
+
+@signals.worker_process_init.connect
+def _gpu_warm_up_pool_process(**kwargs) -> None:
+    from generation.pipelines.warmup import warm_up_worker
+
+    warm_up_worker(_consumed_queues())

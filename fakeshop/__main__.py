@@ -18,10 +18,19 @@ def main(argv=None):
     parser.add_argument("--client-secret", default=None)
     parser.add_argument("--webhook-url", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--demo-photos", action="store_true",
+                        help="give each product without media one studio product photo (for `make run`)")
     args = parser.parse_args(argv)
     shop = FakeShop(shop=args.shop, host=args.host, port=args.port, token=args.token,
                     client_secret=args.client_secret, demo_products=args.demo_products,
                     state_file=args.state, webhook_url=args.webhook_url, seed=args.seed).start()
+    if args.demo_photos:
+        from fakeshop.demo import demo_photo
+
+        for number, pid in enumerate(list(shop.products), start=1):
+            if not shop.product_images(pid, ready_only=False):
+                shop.add_image(pid, data=demo_photo(number), filename=f"demo-product-{number}.png",
+                               alt=shop.products[pid]["title"], width=640, height=480)
     print(f"fakeshop {shop.shop} at {shop.url}", flush=True)
     print(f"  admin API:     {shop.admin_url}", flush=True)
     print(f"  access token:  {shop.token}", flush=True)

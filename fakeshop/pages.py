@@ -53,6 +53,10 @@ def control(shop, h, path, body):
         return h.send(400, {"error": "body must be JSON"})
     if path == "/_fake/state" and h.command == "GET":
         return h.send(200, shop.state())
+    if path == "/_fake/credentials" and h.command == "GET":
+        # Demo equipment on loopback: `make run` reads these to connect the demo workspace.
+        return h.send(200, {"shop": shop.shop, "url": shop.url, "admin_url": shop.admin_url, "token": shop.token,
+                            "client_id": shop.client_id, "client_secret": shop.client_secret})
     if h.command != "POST":
         return h.send(405, {"error": "POST"})
     try:

@@ -62,6 +62,8 @@ def send_failure_before_write(shop, h, failure, headers):
 def route(shop, method, rest, query, body, version):
     if rest == "products.json" and method == "GET":
         return list_products(shop, query, version)
+    if rest == "products/count.json" and method == "GET":
+        return count_products(shop, query)
     m = _PRODUCT.match(rest)
     if m and method == "GET":
         pid = int(m.group(1))
@@ -162,6 +164,19 @@ def list_products(shop, query, version):
     if page and ids and page[-1] != ids[-1]:
         links.append(link(page[-1], "next", "next"))
     return 200, {"products": products}, ({"Link": ", ".join(links)} if links else {})
+
+
+def count_products(shop, query):
+    """`GET products/count.json?updated_at_min=...` → `{"count": N}` (Shopify's count endpoint)."""
+    with shop.lock:
+        ids = sorted(shop.products)
+        if "updated_at_min" in query:
+            try:
+                since = _parse_time(query["updated_at_min"])
+            except ValueError:
+                return 400, {"errors": {"updated_at_min": ["Invalid value."]}}, {}
+            ids = [i for i in ids if _parse_time(shop.products[i]["updated_at"]) >= since]
+        return 200, {"count": len(ids)}, {}
 
 
 def create_image(shop, pid, body):

@@ -2,7 +2,10 @@
 anything is stored (content allowlist, caps, full decode, EXIF upright), and touch-up masks.
 
 Plain functions over bytes and file objects: the upload service
-(`catalog.services.photo_upload`), the touch-up job and `stage` all decode through them."""
+(`catalog.services.photo_upload`), the touch-up job and `stage` all decode through them.
+`image_header_check` holds every rule that needs no pixel decoded, `image_decode` the full
+decode and working copy, `validate_image` both: the upload request runs only the first for a
+large photo and a cpu worker runs `validate_image` on it later (`catalog.work.photo_decode_make`)."""
 from __future__ import annotations
 
 import hashlib
@@ -10,19 +13,32 @@ import io
 import re
 import warnings
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
+import pillow_heif
+from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+# HEIC/HEIF (phones) through pillow-heif's libheif, registered once here as Pillow's "HEIF"
+# format; AVIF is Pillow's own (PIL.features.check("avif")).
+pillow_heif.register_heif_opener()
 
 # Allowlisted by content: the first bytes decide, never the name or the Content-Type.
 _SIGNATURES = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
 )
-ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
-NOT_AN_IMAGE = "This file is not a JPEG, PNG or WebP image."
+# ISO base media files (HEIF, AVIF) start with an ftyp box: size, "ftyp", the major brand.
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "HEIF", "AVIF"}
+NOT_AN_IMAGE = "This file is not a JPEG, PNG, WebP, HEIC or AVIF image."
+UNREADABLE_HEIF = (
+    "This {kind} file could not be read: it may be damaged, or hold only an image sequence, a depth map or "
+    "another part Vitrine does not read. Export it as a single still photo (HEIC or JPEG) and upload it again."
+)
 CHUNK = 1024 * 1024
 # Metadata budgets, the defaults of validate_image's limits. Pillow reads a PNG colour profile
 # or text chunk only up to PngImagePlugin.MAX_TEXT_CHUNK (1 MiB) and raises past it, so a
@@ -90,6 +106,15 @@ def sniff_format(head: bytes) -> str | None:
             return name
     if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _AVIF_BRANDS:
+            return "AVIF"
+        if brand in _HEIF_BRANDS:
+            # A generic brand (mif1, msf1) is AVIF when the compatible brands after it say so.
+            size = int.from_bytes(head[:4], "big")
+            compatible = head[16:size] if 16 < size else b""
+            return "AVIF" if brand in (b"mif1", b"msf1") and any(compatible[i : i + 4] in _AVIF_BRANDS for i in range(0, len(compatible) - 3, 4)) else "HEIF"
     return None
 
 
@@ -102,6 +127,150 @@ def sha256_of(stream: BinaryIO) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an upload's header says, once every rule that needs no pixel decoded has passed."""
+
+    format: str
+    sha256: str
+    size_bytes: int
+    width: int
+    height: int
+    mode: str = "RGB"  # Pillow's mode as the header declares it
+    transparency: bool = False  # a palette or greyscale image with a transparent colour (tRNS)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def decode_pixels(self) -> int:
+        """The pixels, weighted by what decoding them and making the working copy costs in
+        memory relative to 8-bit RGB (measured at 16 MP: RGB ≈ 98 MB, RGBA ≈ 132 MB, 16-bit
+        greyscale ≈ 139 MB): 1.5× for an image with alpha, CMYK or more than 8 bits."""
+        heavy = self.mode not in ("1", "L", "P", "RGB", "YCbCr") or self.transparency
+        return self.pixels * 3 // 2 if heavy else self.pixels
+
+
+DAMAGED = "This image is damaged or incomplete and could not be read to the end. Export it again and re-upload."
+
+
+@contextmanager
+def _pixel_cap(max_pixels: int):
+    with warnings.catch_warnings():
+        # Pillow only warns between its pixel limit and twice that; a warning is a bomb too.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # Pillow checks the declared size against this limit while parsing the header, before
+        # any pixel is allocated; the cap and Pillow's bomb guard are one number.
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        yield
+
+
+def _open_header(stream: BinaryIO, *, format: str, max_pixels: int) -> Image.Image:
+    """Open (parse the header of) an image already sniffed as `format`; decodes no pixel.
+    Called under _pixel_cap."""
+    stream.seek(0)
+    try:
+        image = Image.open(stream, formats=sorted(ALLOWED_FORMATS))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_many_pixels(_declared_pixels(exc), max_pixels) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, RuntimeError):
+        if format in ("HEIF", "AVIF"):  # the signature says HEIF/AVIF and libheif/libavif refused it
+            raise UploadRejected(UNREADABLE_HEIF.format(kind="HEIC/HEIF" if format == "HEIF" else "AVIF"), "unsupported_type") from None
+        raise UploadRejected(NOT_AN_IMAGE, "unsupported_type") from None
+    if image.format != format:
+        raise UploadRejected(NOT_AN_IMAGE, "unsupported_type")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise _too_many_pixels(width * height, max_pixels)
+    if format == "HEIF" and getattr(image, "n_frames", 1) > 1:
+        raise UploadRejected(
+            f"This HEIC file holds {image.n_frames} images (a burst, a Live Photo or a collection); export the one photo you want and upload it.",
+            "animated",
+        )
+    if getattr(image, "n_frames", 1) > 1:
+        raise UploadRejected("Animated images are not supported; upload a still photo.", "animated")
+    return image
+
+
+def image_header_check(
+    stream: BinaryIO,
+    *,
+    size_bytes: int,
+    max_bytes: int,
+    max_pixels: int,
+    max_icc_bytes: int = DEFAULT_MAX_ICC_BYTES,
+    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
+) -> ImageHeader:
+    """Every upload rule that needs no pixel decoded, or raise UploadRejected: size, content
+    signature, metadata budgets (colour profile, EXIF, XMP, text; see metadata_check), the
+    declared dimensions and frame count from the header. Reads the stream in chunks (for the
+    hash) and seeks over pixel data: its memory does not grow with the image.
+
+    `image_decode` (or `validate_image`, which runs both) does the rest."""
+    if size_bytes == 0:
+        raise UploadRejected("This file is empty (0 bytes).", "empty_file")
+    if size_bytes > max_bytes:
+        raise UploadRejected(
+            f"This file is {_exact(size_bytes)}; the limit is {_exact(max_bytes)} ({_megabytes(max_bytes)} MB).", "file_too_large"
+        )
+    stream.seek(0)
+    head = stream.read(64)  # HEIF/AVIF: the ftyp box's compatible brands too
+    declared = sniff_format(head)
+    if declared is None:
+        raise UploadRejected(NOT_AN_IMAGE, "unsupported_type")
+    # Before Pillow: it reads every marker and chunk of the header into memory at open.
+    metadata_check(stream, format=declared, size_bytes=size_bytes, max_icc_bytes=max_icc_bytes, max_metadata_bytes=max_metadata_bytes)
+    sha256 = sha256_of(stream)
+    with _pixel_cap(max_pixels):
+        image = _open_header(stream, format=declared, max_pixels=max_pixels)
+        width, height = image.size
+        mode, transparency = image.mode, "transparency" in image.info
+    stream.seek(0)
+    return ImageHeader(
+        format=declared, sha256=sha256, size_bytes=size_bytes, width=width, height=height, mode=mode, transparency=transparency
+    )
+
+
+def image_decode(stream: BinaryIO, *, header: ImageHeader, max_pixels: int, working_max_side: int) -> AcceptedImage:
+    """Fully decode an image whose header passed `image_header_check` (on this same stream)
+    and make its working copy, or raise UploadRejected (damaged pixels, an unreadable colour
+    profile). Pillow decodes from the stream itself, so a file Django spooled to disk is never
+    read whole into memory; the decoded pixels are, and so is the working copy."""
+    with _pixel_cap(max_pixels):
+        image = _open_header(stream, format=header.format, max_pixels=max_pixels)
+        width, height = image.size
+        try:
+            if image.format == "JPEG" and max(width, height) > working_max_side:
+                # Decode at a reduced DCT scale: still a decode of the whole stream, with
+                # memory bounded by the working size rather than the camera's.
+                image.draft("RGB", (working_max_side, working_max_side))
+            image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise _too_many_pixels(_declared_pixels(exc), max_pixels) from None
+        except (OSError, ValueError, SyntaxError, EOFError):
+            raise UploadRejected(DAMAGED, "damaged_image") from None
+
+    working, colour = working_copy(image, working_max_side)
+    buffer = io.BytesIO()
+    # Untagged: the working copy is sRGB, and every later step (and the delivered asset) reads it so.
+    working.save(buffer, format="PNG", compress_level=1, icc_profile=None)
+    working_png = buffer.getvalue()
+    return AcceptedImage(
+        format=header.format,
+        sha256=header.sha256,
+        size_bytes=header.size_bytes,
+        original_width=width,
+        original_height=height,
+        working_png=working_png,
+        working_sha256=hashlib.sha256(working_png).hexdigest(),
+        width=working.width,
+        height=working.height,
+        has_alpha=working.mode == "RGBA",
+        colour=colour,
+    )
+
+
 def validate_image(
     stream: BinaryIO,
     *,
@@ -112,78 +281,13 @@ def validate_image(
     max_icc_bytes: int = DEFAULT_MAX_ICC_BYTES,
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
 ) -> AcceptedImage:
-    """Check and fully decode one uploaded image, or raise UploadRejected.
-
-    The checks, in order: size, content signature, metadata budgets (colour profile, EXIF,
-    XMP, text; see metadata_check), the declared dimensions from the header, then a full
-    decode. Reads the stream in chunks for the hash; Pillow decodes from the stream itself,
-    so a file Django spooled to disk is never read whole into memory."""
-    if size_bytes == 0:
-        raise UploadRejected("This file is empty (0 bytes).", "empty_file")
-    if size_bytes > max_bytes:
-        raise UploadRejected(
-            f"This file is {_exact(size_bytes)}; the limit is {_exact(max_bytes)} ({_megabytes(max_bytes)} MB).", "file_too_large"
-        )
-    stream.seek(0)
-    head = stream.read(16)
-    declared = sniff_format(head)
-    if declared is None:
-        raise UploadRejected(NOT_AN_IMAGE, "unsupported_type")
-    # Before Pillow: it reads every marker and chunk of the header into memory at open.
-    metadata_check(stream, format=declared, size_bytes=size_bytes, max_icc_bytes=max_icc_bytes, max_metadata_bytes=max_metadata_bytes)
-    sha256 = sha256_of(stream)
-
-    with warnings.catch_warnings():
-        # Pillow only warns between its pixel limit and twice that; a warning is a bomb too.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        # Pillow checks the declared size against this limit while parsing the header, before
-        # any pixel is allocated; the cap and Pillow's bomb guard are one number.
-        Image.MAX_IMAGE_PIXELS = max_pixels
-        try:
-            image = Image.open(stream, formats=sorted(ALLOWED_FORMATS))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise _too_many_pixels(_declared_pixels(exc), max_pixels) from None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            raise UploadRejected(NOT_AN_IMAGE, "unsupported_type") from None
-        if image.format != declared:
-            raise UploadRejected(NOT_AN_IMAGE, "unsupported_type")
-        width, height = image.size
-        if width * height > max_pixels:
-            raise _too_many_pixels(width * height, max_pixels)
-        if getattr(image, "n_frames", 1) > 1:
-            raise UploadRejected("Animated images are not supported; upload a still photo.", "animated")
-        try:
-            if image.format == "JPEG" and max(width, height) > working_max_side:
-                # Decode at a reduced DCT scale: still a decode of the whole stream, with
-                # memory bounded by the working size rather than the camera's.
-                image.draft("RGB", (working_max_side, working_max_side))
-            image.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise _too_many_pixels(_declared_pixels(exc), max_pixels) from None
-        except (OSError, ValueError, SyntaxError, EOFError):
-            raise UploadRejected(
-                "This image is damaged or incomplete and could not be read to the end. Export it again and re-upload.",
-                "damaged_image",
-            ) from None
-
-    working, colour = working_copy(image, working_max_side)
-    buffer = io.BytesIO()
-    # Untagged: the working copy is sRGB, and every later step (and the delivered asset) reads it so.
-    working.save(buffer, format="PNG", compress_level=1, icc_profile=None)
-    working_png = buffer.getvalue()
-    return AcceptedImage(
-        format=declared,
-        sha256=sha256,
-        size_bytes=size_bytes,
-        original_width=width,
-        original_height=height,
-        working_png=working_png,
-        working_sha256=hashlib.sha256(working_png).hexdigest(),
-        width=working.width,
-        height=working.height,
-        has_alpha=working.mode == "RGBA",
-        colour=colour,
+    """Check and fully decode one uploaded image, or raise UploadRejected: the header rules
+    (`image_header_check`), then the full decode and working copy (`image_decode`)."""
+    header = image_header_check(
+        stream, size_bytes=size_bytes, max_bytes=max_bytes, max_pixels=max_pixels,
+        max_icc_bytes=max_icc_bytes, max_metadata_bytes=max_metadata_bytes,
     )
+    return image_decode(stream, header=header, max_pixels=max_pixels, working_max_side=working_max_side)
 
 
 # Metadata budgets -----------------------------------------------------------------------
@@ -221,6 +325,8 @@ def metadata_check(stream: BinaryIO, *, format: str, size_bytes: int, max_icc_by
             _png_metadata(stream, sizes, partial, size_bytes, limit=max(max_icc_bytes, max_metadata_bytes))
         elif format == "WEBP":
             _webp_metadata(stream, sizes, size_bytes)
+        elif format in ("HEIF", "AVIF"):
+            _bmff_metadata(stream, sizes)
     finally:
         stream.seek(0)
     for kind, size in sizes.items():
@@ -362,6 +468,21 @@ def _webp_metadata(stream: BinaryIO, sizes: dict, size_bytes: int) -> None:
         stream.seek(pos)
 
 
+def _bmff_metadata(stream: BinaryIO, sizes: dict) -> None:
+    """HEIF/AVIF keep the profile in an ipco property and EXIF/XMP as items located by iloc:
+    measured from what libheif/libavif read at open (the file is within the upload cap, and no
+    pixel is decoded). A file they cannot open is left to the decode, which refuses it in words."""
+    try:
+        with Image.open(stream, formats=["HEIF", "AVIF"]) as image:
+            info = dict(image.info)
+    except Exception:  # noqa: BLE001 - any refusal here is reported by _open_header
+        return
+    for key, target in (("icc_profile", "icc"), ("exif", "exif"), ("xmp", "xmp")):
+        value = info.get(key)
+        if isinstance(value, (bytes, bytearray, str)):
+            sizes[target] += len(value)
+
+
 # Relative colorimetric: a product colour inside sRGB comes through exactly (what the lock
 # promises); only colours outside sRGB are clipped to its gamut edge. The matrix profiles cameras
 # and phones embed (Display P3, Adobe RGB) have no perceptual tables, so perceptual would be the
@@ -375,8 +496,13 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     """16-bit (and 32-bit integer) greyscale scaled to 8 bits; Pillow's own convert clips at 255."""
     if image.mode not in ("I;16", "I;16B", "I;16L", "I"):
         return image
-    values = np.asarray(image).astype(np.float64)
-    return Image.fromarray(np.clip(np.rint(values * (255 / 65535)), 0, 255).astype(np.uint8))
+    # Integer arithmetic, in place: round(v × 255 / 65535) is (v + 128) // 257 exactly (65535 =
+    # 255 × 257, and v / 257 is never a tie), and a float64 copy would cost 8 bytes a pixel.
+    values = np.array(image, dtype=np.int32)
+    np.clip(values, 0, 65535, out=values)
+    values += 128
+    values //= 257
+    return Image.fromarray(values.astype(np.uint8))
 
 
 def to_srgb(image: Image.Image, icc: bytes | None, *, alpha: bool) -> tuple[Image.Image, dict]:
@@ -384,7 +510,9 @@ def to_srgb(image: Image.Image, icc: bytes | None, *, alpha: bool) -> tuple[Imag
     littleCMS, and the record of what was done; raises UploadRejected for a profile it cannot read."""
     mode = "RGBA" if alpha else "RGB"
     if not icc:
-        return image.convert(mode), {"source_profile": None, "profile_sha256": None, "intent": None, "converted": False}
+        # Already in that mode: the image itself (convert would copy every pixel, ≈ 48 MB at 16 MP).
+        converted = image if image.mode == mode else image.convert(mode)
+        return converted, {"source_profile": None, "profile_sha256": None, "intent": None, "converted": False}
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         description = ImageCms.getProfileDescription(source).strip() or None
@@ -418,11 +546,17 @@ def working_copy(image: Image.Image, max_side: int) -> tuple[Image.Image, dict]:
     file has real transparency), long side at most max_side; and the colour record of to_srgb."""
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     icc = image.info.get("icc_profile") or None
-    upright = _eight_bit(ImageOps.exif_transpose(image))
+    # No full-size copy where nothing changes (exif_transpose copies an upright image, and
+    # to_srgb returns an image already in its mode as it is): each copy of a 16 MP photo is
+    # ≈ 48 MB more in whichever process decodes it.
+    oriented = image.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9)
+    upright = _eight_bit(ImageOps.exif_transpose(image) if oriented else image)
     converted, colour = to_srgb(upright, icc, alpha=has_alpha)
     if has_alpha and converted.getextrema()[3][0] == 255:
         converted = converted.convert("RGB")  # an alpha channel that is opaque everywhere carries nothing
     if max(converted.size) > max_side:
+        if converted is image:
+            converted = image.copy()  # thumbnail() resizes in place; the caller's image stays as it was
         converted.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return converted, colour
 

@@ -81,14 +81,17 @@ def asset_gates(
     white_background: bool,
     prompt: str,
     banned_terms: list[str],
+    placement: dict | None = None,
+    channel_title: str = "This channel",
 ) -> list[Gate]:
-    """Every gate of one asset, in GATE_NAMES order."""
+    """Every gate of one asset, in GATE_NAMES order. ``placement`` is
+    ``compose.Placement.to_dict()`` (how the canvas and scale were chosen), when known."""
     return [
         _lock_gate(certificate, scale),
         _cutout_gate(cutout),
         _halo_gate(preflight),
         _preflight_gate(preflight),
-        _resolution_gate(scale),
+        _resolution_gate(scale, placement, channel_title),
         palette_gate(background_colours=background_colours, palette=palette, max_delta_e=palette_max_delta_e, white_background=white_background),
         _banned_gate(prompt, banned_terms),
     ]
@@ -133,15 +136,32 @@ def _preflight_gate(preflight: list[dict]) -> Gate:
     return Gate("preflight", PASS, f"All {len(checks)} of the channel's rules pass." if checks else "This channel sets no rules.", 0, 0)
 
 
-def _resolution_gate(scale: float) -> Gate:
+def _resolution_gate(scale: float, placement: dict | None = None, channel_title: str = "This channel") -> Gate:
+    """Warns whenever the photo has too few pixels for the channel: the product enlarged
+    (never silently), or the image made smaller than the channel's full size so the product
+    keeps its own pixels."""
+    sizes = ""
+    if placement:
+        wanted = max(placement["wanted"])
+        sizes = f"This photo is {placement['photo_px']:,} px (the product {placement['product_px']:,} px of it); {channel_title} wants {wanted:,} px. "
     if scale > 1.0 + 1e-6:
         return Gate(
             "resolution", WARN,
-            f"The product is enlarged {scale:.2f}× past its photo's resolution, so fine detail (text, texture) can look soft. "
+            f"{sizes}The product is enlarged {scale:.2f}× past its photo's resolution, so fine detail (text, texture) can look soft. "
             "Upload a larger photo for this channel.",
             round(scale, 4), 1.0,
         )
-    return Gate("resolution", PASS, "The product is shown at or below its photo's resolution.", round(scale, 4), 1.0)
+    if placement and placement.get("reason") == "smaller-canvas":
+        w, h = placement["canvas"]
+        return Gate(
+            "resolution", WARN,
+            f"{sizes}The image is made at {w}×{h} px, the largest size at which the product keeps its own pixels. "
+            "Upload a larger photo for the full size.",
+            round(scale, 4), 1.0,
+        )
+    if abs(scale - 1.0) < 1e-9:
+        return Gate("resolution", PASS, "The product is shown at its photo's own resolution.", round(scale, 4), 1.0)
+    return Gate("resolution", PASS, "The product is shown below its photo's resolution (made smaller to fit the channel).", round(scale, 4), 1.0)
 
 
 def palette_gate(*, background_colours: list, palette: list, max_delta_e: float | None, white_background: bool) -> Gate:

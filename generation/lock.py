@@ -126,13 +126,15 @@ class SourceRecord:
     ``original_sha256``: sha256 of the uploaded file's bytes; ``working_sha256``:
     ``array_sha256`` of the decoded working pixels (uint8 RGB, upright, size-capped);
     ``working_max_side``: the long-side cap the working copy was made under;
-    ``colour_conversion``: what was done to the colours at decode ("none" until ingest converts).
+    ``colour_conversion``: what the working copy's decode did to the colours
+    (``generation.decoding.working_copy``'s record: ``source_profile`` (the embedded profile's
+    description, or None), ``profile_sha256``, ``intent``, ``converted``); None when not recorded.
     """
 
     original_sha256: str = ""
     working_sha256: str = ""
     working_max_side: int | None = None
-    colour_conversion: str = "none"
+    colour_conversion: dict | None = None
     cutout_revision: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,7 +214,7 @@ class LockCertificate:
     original_sha256: str = ""
     working_sha256: str = ""
     working_max_side: int | None = None
-    colour_conversion: str = "none"
+    colour_conversion: dict | None = None
     cutout_revision: int | None = None
 
     def __post_init__(self) -> None:

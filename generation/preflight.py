@@ -38,6 +38,8 @@ __all__ = [
 
 #: Median distance (0..255 levels) from the blend segment above which a rim is visible.
 HALO_LIMIT = 12.0
+#: The largest side a white marketplace image is made at: 20 MP as a square.
+WHITE_MAX_SIDE = 4472
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,16 @@ class ChannelSpec:
     ``width``/``height`` fix the exact size when set; ``aspect`` (width / height) is checked
     within ``aspect_tolerance`` when set; ``white_background`` and ``min_fill`` are the
     marketplace rules.
+
+    Placement (``generation.compose.plan_placement``) reads three more rules:
+
+    * ``smaller_canvas``: when the photo has too few pixels for ``width`` × ``height`` at
+      native size, may the image be made smaller, at the same aspect (the *largest honest
+      size*), down to ``min_long_side``? ``False`` (a channel that needs exactly its size):
+      the product is enlarged instead, and the resolution gate warns.
+    * ``fill_range``: the product's fill (module doc) that placement keeps it in at native
+      size; outside it the product is resized.
+    * ``fill``: the fill a product that must be made smaller is resized to.
     """
 
     name: str
@@ -80,20 +92,31 @@ class ChannelSpec:
     max_megapixels: float = 20.0
     white_background: bool = False
     min_fill: float | None = None
+    smaller_canvas: bool = False
+    fill_range: tuple[float, float] = (0.35, 0.85)
+    fill: float = 0.62
 
 
 CHANNELS: dict[str, ChannelSpec] = {
     spec.name: spec
     for spec in (
+        # Marketplaces ask for at least 1000 px on the long side and the product filling 85 %
+        # of the frame, at any size up to the 20 MP every channel allows: a square canvas
+        # made around the product at its own size, enlarged (with a warning) only below 1000 px.
         ChannelSpec(
             name="marketplace-white", title="Marketplace main image (white)",
+            width=WHITE_MAX_SIDE, height=WHITE_MAX_SIDE, smaller_canvas=True,
             min_long_side=1000, white_background=True, min_fill=0.85,
+            fill_range=(0.86, 0.95), fill=0.90,
         ),
-        ChannelSpec(name="square-2048", title="Square 2048", width=2048, height=2048),
-        ChannelSpec(name="portrait-4x5", title="Portrait 4:5", width=1080, height=1350),
+        # Storefront and social sizes: these sites show a smaller image as it is, so a photo
+        # too small for the full size gets the largest size it fills honestly, down to half
+        # the full size (the smallest these sites still show well); below that it is enlarged.
+        ChannelSpec(name="square-2048", title="Square 2048", width=2048, height=2048, smaller_canvas=True, min_long_side=1024),
+        ChannelSpec(name="portrait-4x5", title="Portrait 4:5", width=1080, height=1350, smaller_canvas=True, min_long_side=675),
         ChannelSpec(
             name="landscape-1.91", title="Landscape 1.91:1", width=1200, height=628,
-            aspect=1.91,
+            aspect=1.91, smaller_canvas=True, min_long_side=600,
         ),
     )
 }
@@ -109,7 +132,18 @@ def get_channel(name: str) -> ChannelSpec:
 
 def _size_checks(spec: ChannelSpec, w: int, h: int) -> list[CheckResult]:
     results: list[CheckResult] = []
-    if spec.width is not None and spec.height is not None:
+    if spec.width is not None and spec.height is not None and spec.smaller_canvas:
+        # Up to the full size, at the full size's aspect (to the pixel a smaller size rounds to).
+        ok = w <= spec.width and h <= spec.height and abs(w * spec.height - h * spec.width) < max(spec.width, spec.height)
+        results.append(CheckResult(
+            "size", ok, float(w * h), float(spec.width * spec.height),
+            f"Image is {w}×{h} px" + (
+                "." if (w, h) == (spec.width, spec.height) else
+                f", {spec.title}'s shape at a smaller size (its full size is {spec.width}×{spec.height} px)." if ok else
+                f"; {spec.title} needs its {spec.width}:{spec.height} shape at up to {spec.width}×{spec.height} px."
+            ),
+        ))
+    elif spec.width is not None and spec.height is not None:
         ok = (w, h) == (spec.width, spec.height)
         results.append(CheckResult(
             "size", ok, float(w * h), float(spec.width * spec.height),

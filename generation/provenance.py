@@ -42,18 +42,32 @@ PNG_COMPRESS_LEVEL = 1
 
 
 def encode_png(
-    image: np.ndarray, *, xmp: str, compress_level: int = PNG_COMPRESS_LEVEL, texts: dict[str, str] | None = None
+    image: np.ndarray,
+    *,
+    xmp: str,
+    compress_level: int = PNG_COMPRESS_LEVEL,
+    texts: dict[str, str] | None = None,
+    certificate: dict | None = None,
+    software: str = "Vitrine",
 ) -> bytes:
     """Encode the final RGB pixels as PNG (lossless: the locked pixels stay exact) with the
     XMP packet in an iTXt chunk, and each of ``texts`` (keyword: text) in a compressed iTXt
-    chunk (the lock recipe). This is the last encode an asset goes through."""
+    chunk (the lock recipe). This is the last encode an asset goes through.
+
+    With ``certificate`` (the lock certificate's ``to_dict()``) the file is then signed with
+    Content Credentials (:func:`generation.credentials.sign_asset`: a C2PA manifest in a caBX
+    chunk; the pixels and the other chunks stay byte for byte)."""
     info = PngImagePlugin.PngInfo()
     info.add_itxt(XMP_KEYWORD, xmp, lang="", tkey="", zip=False)
     for keyword, text in (texts or {}).items():
         info.add_itxt(keyword, text, lang="", tkey="", zip=True)
     buffer = io.BytesIO()
     Image.fromarray(image, "RGB").save(buffer, format="PNG", pnginfo=info, compress_level=compress_level)
-    return buffer.getvalue()
+    if certificate is None:
+        return buffer.getvalue()
+    from generation.credentials import sign_asset
+
+    return sign_asset(buffer.getvalue(), certificate=certificate, software=software)
 
 
 def read_xmp(png: bytes) -> str | None:

@@ -100,10 +100,21 @@ class ModelSpec:
     #: never read at run time.
     source: str = ""
     description: str = ""
+    #: A folder (under the models root) with an fp16-safe VAE used in place of the model's
+    #: own on CUDA when it is installed; never fetched at run time.
+    fp16_vae: str = ""
 
     @property
     def path(self) -> Path:
         return models_dir() / self.folder
+
+    @property
+    def fp16_vae_path(self) -> Path | None:
+        """The fp16-safe VAE's folder when it is installed, else ``None``."""
+        if not self.fp16_vae:
+            return None
+        path = models_dir() / self.fp16_vae
+        return path if (path / "config.json").is_file() else None
 
     @property
     def reads_prompt(self) -> bool:
@@ -121,7 +132,10 @@ MODELS: dict[str, ModelSpec] = {
                   description="Stable Diffusion 1.5 inpainting, 512 px (GPU recommended)"),
         ModelSpec(name="sdxl-inpaint", backend="sdxl-inpaint", folder="sdxl-inpaint",
                   source="diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
-                  description="SDXL 1.0 inpainting, 1024 px (GPU)"),
+                  description="SDXL 1.0 inpainting, 1024 px (GPU)",
+                  # madebyollin/sdxl-vae-fp16-fix: SDXL's own VAE overflows in fp16 and is
+                  # upcast to fp32 for every decode without it.
+                  fp16_vae="sdxl-vae-fp16-fix"),
         ModelSpec(name="flux-fill", backend="flux-fill", folder="flux-fill",
                   source="black-forest-labs/FLUX.1-Fill-dev",
                   description="FLUX.1 Fill [dev], 1024 px (GPU; its bf16 weights take ~34 GB: smaller cards run it with model CPU offload, chosen automatically and slower; gated: accept the licence and set HF_TOKEN)"),
@@ -178,6 +192,8 @@ def load_scene_backend(name: str, *, device: str | None = None, dtype: str | Non
                 how = f"run `python manage.py models pull {name}` where the machine is online" if spec.source else "reinstall Vitrine"
                 raise FileNotFoundError(f"model {name!r} expects its files in {spec.path}; {how}")
             options = {"dtype": dtype} if dtype is not None else {}
+            if (fp16_vae := spec.fp16_vae_path) is not None:
+                options["fp16_vae"] = fp16_vae
             _loaded[key] = get_backend(spec.backend).backend_class().from_folder(spec.path, device=device, **options)
         return _loaded[key]
 

@@ -15,14 +15,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from generation.compose import AS_PHOTO, compose, fill_for, fit_transform
+from generation.compose import AS_PHOTO, Placement, compose, plan_placement
 from generation.lock import LockCertificate, ProductLayer, SourceRecord, Transform, place_layer, verify_lock
 from generation.preflight import ChannelSpec, get_channel
 from generation.provenance import decode_png, encode_png, xmp_packet
 from generation.registry import BACKENDS
 from generation.verify import LOCK_KEYWORD, lock_recipe
-#: Marketplace main images have no fixed size; this is the common upload size.
-WHITE_CANVAS = (2000, 2000)
 #: Threads that finish scenes (at most one per core; each holds a canvas-sized image or two).
 FINISH_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: The neutral grey behind the product in the backend's input (it is repainted).
@@ -72,6 +70,8 @@ class RenderedAsset:
     transform: Transform
     native_size: tuple[int, int] | None
     preview: bytes
+    #: How the canvas and the product's scale were chosen (compose.plan_placement).
+    placement: Placement | None = None
     background_colours: list[tuple[tuple[int, int, int], float]] = field(default_factory=list)
     sha256: str = field(init=False)
 
@@ -98,14 +98,6 @@ def channel_spec(name: str) -> ChannelSpec:
             raise KeyError(f"canvas {name} is outside 64–{MAX_SIDE} px per side and {MAX_MEGAPIXELS:g} MP")
         return ChannelSpec(name=name, title=f"{w}×{h}", width=w, height=h)
     return get_channel(name)
-
-
-def channel_canvas(spec: ChannelSpec, photo_size: tuple[int, int]) -> tuple[int, int]:
-    if spec.width and spec.height:
-        return spec.width, spec.height
-    if spec.white_background:
-        return WHITE_CANVAS
-    return photo_size
 
 
 def native_size(backend: str, canvas: tuple[int, int]) -> tuple[int, int]:
@@ -154,10 +146,8 @@ def render(
     with ThreadPoolExecutor(max_workers=FINISH_THREADS, thread_name_prefix="vitrine-finish") as finisher:
         in_flight: list = []
         for spec in specs:
-            canvas = channel_canvas(spec, photo_size)
-            transform = Transform() if canvas == photo_size and spec is AS_PHOTO else fit_transform(
-                bbox=bbox, photo_size=photo_size, canvas_size=canvas, fill=fill_for(spec)
-            )
+            placement = plan_placement(channel=spec, bbox=bbox, photo_size=photo_size)
+            canvas, transform = placement.canvas, placement.transform
             native = None
             if spec.white_background:
                 # The channel's rule is pure white around the product: no model is asked.
@@ -189,7 +179,7 @@ def render(
             in_flight = [
                 finisher.submit(
                     _finish, plan=plan, layer=layer, spec=spec, canvas=canvas, transform=transform, native=native,
-                    variant=variant, seed=seed, scene=scene, preview=previews, source=source,
+                    variant=variant, seed=seed, scene=scene, preview=previews, source=source, placement=placement,
                 )
                 for variant, (seed, scene) in enumerate(zip(plan.seeds, scenes))
                 if plan.keep_variants is None or variant in plan.keep_variants
@@ -198,7 +188,7 @@ def render(
             yield future.result()
 
 
-def _finish(*, plan, layer, spec, canvas, transform, native, variant, seed, scene, preview, source) -> RenderedAsset:
+def _finish(*, plan, layer, spec, canvas, transform, native, variant, seed, scene, preview, source, placement) -> RenderedAsset:
     if scene.shape[:2] != (canvas[1], canvas[0]):
         scene = cv2.resize(scene, canvas, interpolation=cv2.INTER_CUBIC if canvas[0] > scene.shape[1] else cv2.INTER_AREA)
     composed = compose(layer=layer, scene=scene, transform=transform, channel=spec)
@@ -207,6 +197,7 @@ def _finish(*, plan, layer, spec, canvas, transform, native, variant, seed, scen
         composed.image,
         xmp=xmp_packet(software=plan.software, extra={"model": plan.model, "seed": str(seed), "channel": spec.name}),
         texts={LOCK_KEYWORD: lock_recipe(certificate=claimed.to_dict(), mask=layer.mask)},
+        certificate=claimed.to_dict(), software=plan.software,  # signed with Content Credentials (C2PA)
     )
     # Certify what is delivered: the decoded file, not the array it came from.
     certificate = verify_lock(image=decode_png(png), layer=layer, transform=transform).require().with_source(source)
@@ -217,6 +208,7 @@ def _finish(*, plan, layer, spec, canvas, transform, native, variant, seed, scen
         certificate=certificate, preflight=[c.to_dict() for c in composed.preflight],
         preflight_passed=composed.preflight_passed, transform=transform, native_size=native,
         preview=encode_preview(composed.image) if preview else b"", background_colours=composed.background_colours,
+        placement=placement,
     )
 
 

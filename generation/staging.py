@@ -69,14 +69,15 @@ class PlainBackdrop:
         return {"backend": "none", "model": "none", "colour": list(self.colour)}
 
 
-def decode_photo(path: Path) -> np.ndarray:
-    """Decode a photo with the upload rules (content allowlist, full decode, EXIF upright)."""
+def decode_photo(path: Path) -> tuple[np.ndarray, dict]:
+    """Decode a photo with the upload rules (content allowlist, full decode, EXIF upright,
+    sRGB); the pixels and the decode's colour record (for the lock certificate)."""
     with path.open("rb") as fh:
         accepted = validate_image(
             fh, size_bytes=path.stat().st_size, max_bytes=STAGE_MAX_BYTES, max_pixels=STAGE_MAX_PIXELS,
             working_max_side=100_000,
         )
-    return np.asarray(Image.open(io.BytesIO(accepted.working_png)).convert("RGB"))
+    return np.asarray(Image.open(io.BytesIO(accepted.working_png)).convert("RGB")), accepted.colour
 
 
 def stage_plan(options: StageOptions) -> RenderPlan:
@@ -105,7 +106,7 @@ def stage_photo(
     """Stage one photo into `out_dir` (created); return the report also written as report.json."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    image = decode_photo(path)
+    image, colour = decode_photo(path)
     timings["decode"] = time.perf_counter() - started
     progress("decoded")
 
@@ -132,7 +133,9 @@ def stage_photo(
 
     layer = ProductLayer.from_segmentation(result)
     # stage decodes with no size cap (working_max_side above), so the working copy is full size.
-    source = SourceRecord(original_sha256=hashlib.sha256(path.read_bytes()).hexdigest(), working_sha256=array_sha256(image))
+    source = SourceRecord(
+        original_sha256=hashlib.sha256(path.read_bytes()).hexdigest(), working_sha256=array_sha256(image), colour_conversion=colour
+    )
     for rendered in render(plan=plan, layer=layer, bbox=result.bbox, backend=backend, progress=on_progress, previews=False, source=source):
         (out_dir / f"scene-{rendered.variant}.png").write_bytes(rendered.png)
         variants.append(

@@ -3,8 +3,10 @@
 Usable without Django: ``verify_asset(asset_png_bytes, original_bytes)``. It shares no code
 with the compositor (it does not import generation.lock): from the original file and the
 recipe the asset carries in its ``vitrine:lock`` iTXt chunk (the certificate JSON and the
-product's hard mask), it re-derives the working pixels, places them by the recorded transform
-with its own arithmetic, and compares every locked pixel of the asset.
+product's hard mask), it re-derives the working pixels and the colour conversion the ingest
+decode applies (the certificate's ``colour_conversion`` must be that record: source profile,
+its sha256, intent, converted), places the pixels by the recorded transform with its own
+arithmetic, and compares every locked pixel of the asset.
 
 The recipe chunk is JSON: ``{"version": 1, "certificate": {...}, "mask": {"shape": [H, W],
 "bits": base64(packbits(mask, row-major))}}``; the certificate's fields are documented on
@@ -26,7 +28,7 @@ from PIL import Image
 
 from .decoding import working_copy
 
-__all__ = ["LOCK_KEYWORD", "Verdict", "lock_recipe", "read_lock_recipe", "verify_asset"]
+__all__ = ["LOCK_KEYWORD", "Verdict", "lock_recipe", "read_lock_recipe", "rebuild_working_copy", "verify_asset"]
 
 LOCK_KEYWORD = "vitrine:lock"
 IDENTICAL, RESAMPLED_AS_DECLARED, CHANGED = "identical", "resampled-as-declared", "changed"
@@ -99,8 +101,9 @@ def _hash_mask(mask: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _working_pixels(original: bytes, max_side: int | None) -> np.ndarray:
-    """The upload's working copy as the ingest rules define it: the same rules as upload
+def rebuild_working_copy(original: bytes, max_side: int | None) -> tuple[np.ndarray, dict]:
+    """The upload's working copy (uint8 RGB) and its colour record, rebuilt from the uploaded
+    file's bytes as the ingest rules define it: the same rules as upload
     (`generation.decoding.working_copy`: upright, 8-bit, converted to sRGB from the file's
     own colour profile, long side at most ``max_side``; a large JPEG decoded at a reduced DCT
     scale first). The ingest rules are reused on purpose; what this module recomputes on its
@@ -110,8 +113,8 @@ def _working_pixels(original: bytes, max_side: int | None) -> np.ndarray:
         if image.format == "JPEG" and max(image.size) > side:
             image.draft("RGB", (side, side))
         image.load()
-        working, _colour = working_copy(image, side)
-    return np.asarray(working.convert("RGB"))
+        working, colour = working_copy(image, side)
+    return np.asarray(working.convert("RGB")), colour
 
 
 def _expected_layer(working: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -139,9 +142,15 @@ def verify_asset(asset: bytes, original: bytes) -> Verdict:
         problems.append("the original file is not the one the certificate names (sha256 differs)")
     if not cert.get("original_sha256"):
         problems.append("the certificate names no original file")
-    working = _working_pixels(original, cert.get("working_max_side"))
+    working, colour = rebuild_working_copy(original, cert.get("working_max_side"))
     if cert.get("working_sha256") and _hash_rgb(working) != cert["working_sha256"]:
         problems.append("the original's decoded working pixels differ from the certificate's working_sha256")
+    declared = cert.get("colour_conversion")
+    if isinstance(declared, dict):
+        if declared != colour:
+            problems.append(f"the certificate's colour conversion {declared} is not what the original's decode does ({colour})")
+    elif colour.get("converted"):
+        problems.append(f"the original is converted to sRGB from {colour.get('source_profile')!r} ({colour.get('intent')}), and the certificate does not say so")
     shape = tuple(recipe["mask"]["shape"])
     bits = np.frombuffer(base64.b64decode(recipe["mask"]["bits"]), np.uint8)
     mask = np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)

@@ -120,14 +120,60 @@ class SyncRun(models.Model):
     error = models.CharField(max_length=1000, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    #: Touched by every page a worker stores: a queued or running run that stops moving for
+    #: long is a lost message or a dead worker, and the worker loop sends it again.
+    updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        constraints = [
+            # One import or sync at a time per shop: a second request joins the live one.
+            models.UniqueConstraint(
+                fields=["connection"], condition=models.Q(status__in=["queued", "running"]), name="storefront_sync_one_active"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.connection} sync {self.pk} ({self.status})"
+
+
+class StorefrontImage(models.Model):
+    """A shop image Vitrine has seen, and the ProductPhoto it became: an image is imported
+    once, whatever the next sync or webhook says. A refused image (not a photo Vitrine takes,
+    or an address the fetch guard refuses) keeps its reason and is not fetched again."""
+
+    connection = models.ForeignKey(StorefrontConnection, on_delete=models.CASCADE, related_name="images")
+    remote_id = models.CharField(max_length=100)  # the REST image id
+    remote_product_id = models.CharField(max_length=100)
+    #: SET_NULL: a photo the merchant deleted in Vitrine stays deleted on the next sync.
+    photo = models.ForeignKey("catalog.ProductPhoto", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    src = models.URLField(max_length=1000)
+    error = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "remote_id"], name="storefront_image_unique_remote")]
+
+    def __str__(self) -> str:
+        return f"{self.connection} image {self.remote_id}"
+
+
+class StorefrontDeletion(models.Model):
+    """A tombstone: the shop deleted this product. Shop ids are never reused, so a late
+    create or update (webhooks arrive out of order) or a sync page read before the delete
+    never brings the product back."""
+
+    connection = models.ForeignKey(StorefrontConnection, on_delete=models.CASCADE, related_name="deletions")
+    remote_id = models.CharField(max_length=100)
+    deleted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "remote_id"], name="storefront_deletion_unique_remote")]
+
+    def __str__(self) -> str:
+        return f"{self.connection} deleted product {self.remote_id}"
 
 
 class ExportStatus(models.TextChoices):
@@ -159,6 +205,8 @@ class Export(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    #: A later export with "replace earlier Vitrine images" took this image out of the shop.
+    removed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
 from django.utils import timezone
@@ -14,17 +15,35 @@ from django.utils.dateparse import parse_datetime
 
 from catalog import services as catalog_services
 from catalog.models import Product, User, Workspace
+from generation.decoding import UploadRejected
+from studio.services import photo_add
 
 from . import crypto
-from .models import ConnectionMethod, ConnectionStatus, StorefrontConnection, StorefrontProduct, WebhookDelivery
+from .fetch import FetchFailed, FetchRefused, image_fetch
+from .models import (
+    ConnectionMethod,
+    ConnectionStatus,
+    Export,
+    StorefrontConnection,
+    StorefrontDeletion,
+    StorefrontImage,
+    StorefrontProduct,
+    WebhookDelivery,
+)
 from .signatures import shop_domain_valid
 from .tasks import storefront_webhook_process_task
 
 logger = logging.getLogger(__name__)
 
 
+def shop_base_url(shop_domain: str) -> str:
+    """Where a shop answers (OAuth, Admin API): `https://{shop}` unless VITRINE_STOREFRONT_SHOP_URL
+    says otherwise (the loopback fake in tests and `make run`)."""
+    return settings.VITRINE_STOREFRONT_SHOP_URL.replace("{shop}", shop_domain).rstrip("/")
+
+
 def default_api_base_url(shop_domain: str) -> str:
-    return f"https://{shop_domain}/admin/api/{settings.VITRINE_STOREFRONT_API_VERSION}"
+    return f"{shop_base_url(shop_domain)}/admin/api/{settings.VITRINE_STOREFRONT_API_VERSION}"
 
 
 def _api_base_url_check(url: str) -> str:
@@ -123,7 +142,7 @@ def credentials_rotate() -> int:
 # Products from the shop --------------------------------------------------------------------
 
 
-def _remote_time(value) -> datetime:
+def remote_time(value) -> datetime:
     parsed = parse_datetime(str(value or ""))
     if parsed is None:
         raise ValidationError({"updated_at": f"The shop sent a product without a readable updated_at ({value!r})."})
@@ -132,10 +151,10 @@ def _remote_time(value) -> datetime:
 
 def storefront_product_apply(*, connection: StorefrontConnection, payload: dict) -> StorefrontProduct | None:
     """Create or update the catalog Product for one shop product (REST shape). A payload older
-    than what was already applied changes nothing (webhooks arrive out of order), and so
-    returns None."""
+    than what was already applied, or one of a product the shop deleted (a tombstone), changes
+    nothing (webhooks arrive out of order), and so returns None."""
     remote_id = str(payload["id"])
-    updated_at = _remote_time(payload.get("updated_at"))
+    updated_at = remote_time(payload.get("updated_at"))
     variants = [
         {key: variant.get(key) for key in ("id", "title", "sku", "position", "image_id")} for variant in payload.get("variants") or []
     ]
@@ -143,6 +162,8 @@ def storefront_product_apply(*, connection: StorefrontConnection, payload: dict)
     fields = {"title": title[:200], "handle": (payload.get("handle") or "")[:200], "sku": ((variants[0].get("sku") or "") if variants else "")[:100]}
     with transaction.atomic():
         link = StorefrontProduct.objects.select_for_update().filter(connection=connection, remote_id=remote_id).select_related("product").first()
+        if StorefrontDeletion.objects.filter(connection=connection, remote_id=remote_id).exists():
+            return None
         if link is not None:
             if link.remote_updated_at >= updated_at:
                 return None
@@ -162,13 +183,66 @@ def storefront_product_apply(*, connection: StorefrontConnection, payload: dict)
 
 
 def storefront_product_remove(*, connection: StorefrontConnection, remote_id: str) -> bool:
-    """The shop deleted a product: so does the catalog (its photos stay in the library)."""
+    """The shop deleted a product: so does the catalog (its photos stay in the library). A
+    tombstone stays, so a late create or update of it is ignored. Returns whether a product
+    was deleted."""
+    remote_id = str(remote_id)
+    if not remote_id:
+        raise ValidationError({"id": "The delete names no product id."})
     with transaction.atomic():
-        link = StorefrontProduct.objects.select_for_update().filter(connection=connection, remote_id=str(remote_id)).select_related("product").first()
+        StorefrontDeletion.objects.get_or_create(connection=connection, remote_id=remote_id)
+        link = StorefrontProduct.objects.select_for_update().filter(connection=connection, remote_id=remote_id).select_related("product").first()
         if link is None:
             return False
         catalog_services.product_delete(product=link.product)  # cascades to the link
     return True
+
+
+def _own_export(connection: StorefrontConnection, image: dict) -> bool:
+    """Whether a shop image is one Vitrine published there (it is not imported back): it
+    carries the exporter's marker in its file name or alt text, or an export names it."""
+    from .publish import marker_in  # late: publish sits beside this module, not below it
+
+    if marker_in(image.get("src"), image.get("alt")):
+        return True
+    remote_id = str(image.get("id"))
+    ids = {remote_id, f"gid://shopify/ProductImage/{remote_id}", f"gid://shopify/MediaImage/{remote_id}", str(image.get("admin_graphql_api_id") or "")}
+    ids.discard("")
+    query = Export.objects.filter(connection=connection, remote_media_id__in=ids)
+    if image.get("src"):
+        query = query | Export.objects.filter(connection=connection, remote_url=image["src"])
+    return query.exists()
+
+
+def storefront_product_images_import(*, connection: StorefrontConnection, link: StorefrontProduct, images: list[dict], user: User | None = None) -> int:
+    """Turn a shop product's images into ProductPhotos of its catalog product, through the same
+    upload rules as a merchant's upload (`studio.services.photo_add`: validation, dedup by
+    content, cutout). Each remote image is tried once: imported, or refused with its reason
+    (StorefrontImage). A transient fetch failure records nothing, so the next sync tries
+    again. Images Vitrine itself published are skipped. Returns the photos created."""
+    added = 0
+    seen = set(StorefrontImage.objects.filter(connection=connection, remote_id__in=[str(i.get("id")) for i in images]).values_list("remote_id", flat=True))
+    for image in sorted(images, key=lambda i: i.get("position") or 0):
+        remote_id, src = str(image.get("id") or ""), str(image.get("src") or "")
+        if not remote_id or not src or remote_id in seen or _own_export(connection, image):
+            continue
+        photo, error = None, ""
+        try:
+            fetched = image_fetch(src)
+            name = (unquote(urlsplit(fetched.url).path.rsplit("/", 1)[-1]) or f"shop-image-{remote_id}")[:200]
+            result = photo_add(workspace=connection.workspace, file=ContentFile(fetched.data, name=name), uploaded_by=user, product=link.product)
+            photo, added = result.photo, added + int(result.created)
+        except FetchFailed as exc:
+            logger.info("storefront.image.fetch_failed", extra={"connection_id": connection.pk, "remote_image_id": remote_id, "reason": exc.message})
+            continue
+        except (FetchRefused, UploadRejected) as exc:
+            error = exc.message
+            logger.info("storefront.image.refused", extra={"connection_id": connection.pk, "remote_image_id": remote_id, "reason": error})
+        StorefrontImage.objects.get_or_create(
+            connection=connection, remote_id=remote_id,
+            defaults={"remote_product_id": link.remote_id, "photo": photo, "src": src[:1000], "error": error[:1000]},
+        )
+    return added
 
 
 # Webhooks ----------------------------------------------------------------------------------
@@ -187,15 +261,20 @@ def webhook_delivery_record(*, connection: StorefrontConnection, webhook_id: str
 
 
 def webhook_delivery_process(*, delivery: WebhookDelivery) -> None:
-    """Apply one delivery's topic; it is processed at most once (processed_at guards)."""
+    """Apply one delivery's topic; it is processed at most once (processed_at guards). The
+    order of arrival does not matter: a product change older than the one applied, or one of
+    a deleted product, changes nothing. A disconnected shop's deliveries change nothing."""
+    link = None
     with transaction.atomic():
         delivery = WebhookDelivery.objects.select_for_update().select_related("connection").get(pk=delivery.pk)
         if delivery.processed_at is not None:
             return
         connection, payload = delivery.connection, delivery.payload
         try:
-            if delivery.topic in {"products/create", "products/update"}:
-                storefront_product_apply(connection=connection, payload=payload)
+            if connection.status != ConnectionStatus.ACTIVE:
+                delivery.error = "The storefront was disconnected before this webhook was processed; nothing changed."
+            elif delivery.topic in {"products/create", "products/update"}:
+                link = storefront_product_apply(connection=connection, payload=payload)
             elif delivery.topic == "products/delete":
                 storefront_product_remove(connection=connection, remote_id=str(payload.get("id", "")))
             elif delivery.topic == "app/uninstalled":
@@ -204,3 +283,6 @@ def webhook_delivery_process(*, delivery: WebhookDelivery) -> None:
             delivery.error = str(exc)[:1000]
         delivery.processed_at = timezone.now()
         delivery.save(update_fields=["processed_at", "error"])
+    if link is not None and isinstance(payload.get("images"), list):
+        # Outside the transaction: downloads must not hold the delivery's row lock.
+        storefront_product_images_import(connection=connection, link=link, images=payload["images"])

@@ -258,6 +258,31 @@ def _notify_decisions(assets: list[Asset], *, actor: User, decision: str) -> Non
         _notify(workspace_id=theirs[0].workspace_id, recipients=[people[user_id]], kind=NotificationKind.DECIDED, message=message, asset=theirs[0], count=count)
 
 
+# Published -------------------------------------------------------------------------------
+
+
+def asset_published(*, asset: Asset, where: str, remote_id: str, url: str = "", actor: User | None = None, detail: dict | None = None) -> Asset:
+    """The storefront holds the approved image now: approved → published, with an audit event
+    saying where (the shop), when and the shop's id for it. An image already published (to
+    another shop, or again after a retry) stays published and gets its own event. The
+    connector calls this once the shop reports the image ready; it passes plain values, so
+    studio knows nothing of storefronts."""
+    with transaction.atomic():
+        locked = _locked(asset)
+        if locked.review_state not in (ReviewState.APPROVED, ReviewState.PUBLISHED):
+            raise ReviewConflict(f"This image is {_state_words(locked)}: only an approved image can be published.")
+        if locked.review_state != ReviewState.PUBLISHED:
+            Asset.objects.filter(pk=locked.pk).update(review_state=ReviewState.PUBLISHED)
+            locked.review_state = ReviewState.PUBLISHED
+        audit_record(
+            workspace_id=locked.workspace_id, verb=AuditVerb.ASSET_EXPORTED, actor=actor, photo=locked.photo, asset=locked,
+            detail={"where": where, "remote_id": remote_id, "url": url, "sha256": locked.sha256, "published_at": timezone.now().isoformat(), **(detail or {})},
+        )
+        asset.review_state = ReviewState.PUBLISHED
+    logger.info("review.asset.published", extra={"asset_id": asset.pk, "where": where, "remote_id": remote_id})
+    return locked
+
+
 # Comments --------------------------------------------------------------------------------
 
 

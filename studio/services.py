@@ -46,16 +46,37 @@ logger = logging.getLogger(__name__)
 
 def photo_add(*, workspace: Workspace, file: File, uploaded_by: User | None = None, product: Product | None = None) -> PhotoUploadResult:
     """Upload one photo under the catalog's rules and queue its cutout in the same
-    transaction. The one path for the page, the API and storefront imports."""
+    transaction. The one path for the page, the API and storefront imports. A large photo
+    is still checking (its decode runs on a worker): its cutout is queued when it has been
+    decoded (`photo_decoded_receive`), and not at all if it cannot be read."""
 
     def then(photo: ProductPhoto) -> None:
         audit_record(
             workspace_id=workspace.pk, verb=AuditVerb.PHOTO_UPLOADED, actor=uploaded_by, photo=photo,
             detail={"name": photo.original_name, "sha256": photo.original_sha256, "bytes": photo.original_bytes},
         )
-        cutout_request(photo=photo)
+        if photo.is_decoded:
+            cutout_request(photo=photo)
 
     return photo_upload(workspace=workspace, file=file, uploaded_by=uploaded_by, product=product, then=then)
+
+
+def photo_decoded_receive(*, photo: ProductPhoto, **kwargs) -> None:
+    """`catalog.signals.photo_decoded` (connected in StudioConfig.ready): a large photo's
+    working copy exists now, so its cutout is queued, as an upload decoded in the request
+    queues it (in the decode job's transaction)."""
+    cutout_request(photo=photo)
+
+
+def photo_not_ready_reason(photo: ProductPhoto) -> str | None:
+    """Why nothing can be made from this photo yet (still being checked, or it could not be
+    read), in the merchant's words; None once it has its working copy."""
+    if photo.is_decoded:
+        return None
+    if photo.status == "checking":
+        return "This photo is still being checked; wait until it is ready, then try again."
+    # The decode job's reason, the words the upload would have been refused with.
+    return photo.decode_error or "This photo could not be read. Delete it and upload it again."
 
 
 class PhotoHasAssets(Exception):
@@ -142,6 +163,9 @@ def photo_remove(*, photo: ProductPhoto, delete_assets: bool = False, delete_app
 def cutout_request(*, photo: ProductPhoto, segmenter: str | None = None) -> PhotoJob:
     """Queue an automatic cutout of `photo` (on the cpu queue) with the named segmenter."""
     name = segmenter or settings.VITRINE_SEGMENTER
+    reason = photo_not_ready_reason(photo)
+    if reason is not None:
+        raise UploadRejected(reason, "photo_not_ready")
     try:
         check_segmenter_name(name)
     except ValueError as exc:
@@ -311,6 +335,9 @@ def generation_job_create(
 ) -> GenerationJob:
     """Queue scenes for a photo. What is not given comes from the workspace's default brand kit
     and preset; the job waits for the photo's cutout if it is still being made."""
+    reason = photo_not_ready_reason(photo)
+    if reason is not None:
+        raise ValidationError({"photo": reason})
     if not 1 <= variants <= MAX_VARIANTS:
         raise ValidationError({"variants": f"Ask for 1 to {MAX_VARIANTS} variants."})
     workspace = photo.workspace

@@ -17,12 +17,13 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import transaction
 from django.db.models import Max
+import numpy as np
 from PIL import Image
 
 from catalog.files import delete_files, photo_dir, save_files
 from catalog.jobs import TRANSIENT_ERRORS, JobCancelled, JobFailed, JobLeaseLost, JobStatus, JobWaiting, job_cancel_requested
 from catalog.models import JobKind, PhotoJob, ProductPhoto, User
-from generation.decoding import UploadRejected, decode_mask_png
+from generation.decoding import UploadRejected, alpha_cutout, decode_mask_png
 from generation.gates import CutoutSignals, asset_gates, gates_passed
 from generation.imaging import array_sha256
 from generation.lock import ProductLayer, SourceRecord
@@ -33,6 +34,7 @@ from generation.registry import load_scene_backend
 from generation.render import LoraRef, RenderedAsset, RenderPlan, render
 from generation.segmentation import SegmentationError, SegmentationResult, cutout_rgba, get_segmenter, lock_mask_image, require_product
 from generation.segmentation.touch_up import touch_up
+from generation.verify import rebuild_working_copy
 
 from .audit import audit_record
 from .models import Asset, AuditVerb, Cutout, CutoutSource, GenerationJob
@@ -52,12 +54,19 @@ PROGRESS_EVERY_S = 0.5  # the step callback writes the job row at most this ofte
 
 
 def cutout_make(*, photo: ProductPhoto, segmenter: str, progress: Callable[[int], None]) -> Cutout:
-    """Segment the photo's working copy and store the result as its next revision."""
-    image = photo_rgb(photo)
+    """Segment the photo's working copy and store the result as its next revision. A photo
+    with real transparency (a PNG or WebP cut out already) is its own cutout: its alpha is
+    the matte, no segmenter runs, and the result is confident (backend "file-alpha")."""
+    with photo.working.open("rb") as fh:
+        working = Image.open(fh)
+        working.load()
     progress(10)
     try:
-        backend = get_segmenter(segmenter, model_dir=settings.VITRINE_REMBG_HOME)
-        result = require_product(backend.segment(image))
+        result = alpha_cutout(np.asarray(working)) if working.mode == "RGBA" else None
+        if result is None:
+            backend = get_segmenter(segmenter, model_dir=settings.VITRINE_REMBG_HOME)
+            result = backend.segment(np.asarray(working.convert("RGB")))
+        result = require_product(result)
     except (SegmentationError, ValueError) as exc:
         raise JobFailed(f"The cutout could not be made: {exc}") from exc
     progress(80)
@@ -174,11 +183,16 @@ _CUTOUT_VERBS = {CutoutSource.AUTOMATIC: AuditVerb.CUTOUT_MADE, CutoutSource.TOU
 
 
 def _lock_source(cutout: Cutout) -> SourceRecord:
-    """The start of the certificate's hash chain: the uploaded bytes and the pixels decoded from them."""
+    """The start of the certificate's hash chain: the uploaded bytes, the pixels decoded from
+    them, and what that decode did to the colours (rebuilt from the original file, as the
+    verifier will: the record is the decode's own, not a stored claim)."""
     photo = cutout.photo
+    with photo.original.open("rb") as fh:
+        original = fh.read()
+    _, colour = rebuild_working_copy(original, settings.VITRINE_WORKING_MAX_SIDE)
     return SourceRecord(
         original_sha256=photo.original_sha256, working_sha256=array_sha256(photo_rgb(photo)),
-        working_max_side=settings.VITRINE_WORKING_MAX_SIDE, cutout_revision=cutout.revision,
+        working_max_side=settings.VITRINE_WORKING_MAX_SIDE, colour_conversion=colour, cutout_revision=cutout.revision,
     )
 
 
@@ -301,6 +315,8 @@ def _asset_gates(*, job: GenerationJob, cutout: Cutout, rendered: RenderedAsset)
         white_background=bool(spec and spec.white_background),
         prompt=job.plan.get("prompt", ""),
         banned_terms=job.plan.get("banned_terms", []),
+        placement=rendered.placement.to_dict() if rendered.placement else None,
+        channel_title=spec.title if spec else rendered.channel,
     )
 
 
@@ -312,6 +328,7 @@ def _asset_store(*, job: GenerationJob, cutout: Cutout, rendered: RenderedAsset,
         "channel": rendered.channel,
         "transform": rendered.transform.to_dict(),
         "native_size": list(rendered.native_size) if rendered.native_size else None,
+        "placement": rendered.placement.to_dict() if rendered.placement else None,
         "cutout": {"id": cutout.pk, "revision": cutout.revision, "mask_sha256": cutout.mask_sha256},
         "backend": described,
         "vitrine_version": VITRINE_VERSION,

@@ -89,7 +89,8 @@ class PhotoListQuery(serializers.Serializer):
     unassigned = FlagParameter(help_text="Only photos not yet attached to a product.")
     status = serializers.ChoiceField(
         choices=PHOTO_STATUSES, required=False,
-        help_text="Only photos in this state: processing (a job runs), failed (the newest job of a kind failed), ready.",
+        help_text="Only photos in this state: processing (a job runs; includes photos still `checking`), failed (the newest "
+        "job of a kind failed, or the photo could not be decoded), ready.",
     )
 
 

@@ -21,7 +21,11 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class PhotoSerializer(serializers.ModelSerializer):
-    status = serializers.CharField(read_only=True)
+    status = serializers.CharField(
+        read_only=True,
+        help_text="checking (a large photo, accepted on its header, is being decoded by a worker: no working copy, "
+        "width and height yet), processing (a job runs), failed (see the jobs' `error`), ready.",
+    )
     jobs = JobSerializer(many=True, read_only=True)
     files = serializers.SerializerMethodField()
 
@@ -41,8 +45,8 @@ class PhotoSerializer(serializers.ModelSerializer):
             return request.build_absolute_uri(path) if request else path
 
         return {
-            "original": url("original"),
-            "working": url("working"),
+            "original": url("original") if photo.original else None,
+            "working": url("working") if photo.working else None,
             "thumbnail": url("thumbnail") if photo.thumbnail else None,
         }
 

@@ -171,8 +171,11 @@ class PhotoViewSet(
     @extend_schema(
         request={"multipart/form-data": PhotoUploadSerializer},
         responses={201: PhotoSerializer, 200: PhotoSerializer},
-        description="Upload one photo (JPEG, PNG or WebP). Answers 201 for a new photo, 200 with the existing "
-        "photo when the same bytes are already in the workspace, 400 with a reason otherwise.",
+        description="Upload one photo (JPEG, PNG, WebP, HEIC or AVIF). Answers 201 for a new photo, 200 with the existing "
+        "photo when the same bytes are already in the workspace, 400 with a reason otherwise. A photo of more than "
+        "VITRINE_UPLOAD_INLINE_MAX_PIXELS (default 12.5 MP) is accepted on its header (format, size, dimensions, "
+        "metadata) and answers 201 with `status: \"checking\"` while a worker decodes it; it then becomes ready, or "
+        "failed with the reason in its decode job's `error` (its file is deleted). Poll `GET /photos/{id}/`.",
     )
     def create(self, request):
         if len(request.FILES.getlist("file")) > 1:
@@ -240,7 +243,10 @@ class PhotoViewSet(
         photo = self.get_object()
         field = getattr(photo, variant)
         if not field:
-            raise Http404("This photo has no thumbnail yet.")
+            if variant == "thumbnail":
+                raise Http404("This photo has no thumbnail yet.")
+            checking = photo.status == "checking"
+            raise Http404(f"This photo has no {variant} file" + (" yet: it is still being checked." if checking else "."))
         return stored_file_response(field, f"{photo.pk}-{variant}{field.name[field.name.rfind('.'):]}")
 
 

@@ -1,4 +1,5 @@
 """Settings shared by every environment; everything comes from the environment."""
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -160,6 +161,12 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 100
 VITRINE_DEMO = env.bool("VITRINE_DEMO", default=False)
 VITRINE_UPLOAD_MAX_BYTES = env.int("VITRINE_UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
 VITRINE_UPLOAD_MAX_PIXELS = env.int("VITRINE_UPLOAD_MAX_PIXELS", default=100_000_000)
+# Photos up to this many pixels are decoded in the request (≈ 7 bytes of web memory a pixel
+# for 8-bit RGB, up to 87 MB at 12.5 MP, so three at once stay within 300 MB; alpha, CMYK and
+# 16-bit images count 1.5×: generation.decoding.ImageHeader.decode_pixels);
+# larger ones are accepted on their header and decoded by a cpu worker (the photo is
+# "checking" until then), so the web process stays small whatever is uploaded.
+VITRINE_UPLOAD_INLINE_MAX_PIXELS = env.int("VITRINE_UPLOAD_INLINE_MAX_PIXELS", default=12_500_000)
 # Metadata budgets per photo (generation/decoding.py metadata_check): an embedded colour
 # profile, and each of EXIF, XMP and text. 1 MiB is what Pillow reads back from a PNG's
 # profile or text chunk; above it a photo would be accepted and then fail every later step.
@@ -174,6 +181,16 @@ VITRINE_SEGMENTER = env("VITRINE_SEGMENTER", default="graphcut")
 #: Where people reach this Vitrine, for links in emails.
 VITRINE_BASE_URL = env("VITRINE_BASE_URL", default="http://127.0.0.1:8000")
 VITRINE_REMBG_HOME = env("VITRINE_REMBG_HOME", default=env("U2NET_HOME", default=str(VAR_DIR / "models" / "rembg")))
+# Content Credentials (C2PA, generation/credentials.py): every delivered asset is signed with this
+# private key and certificate chain (PEM, end-entity first; ES256). With VITRINE_C2PA_DEV_CERT
+# (on unless production settings) a missing pair is created as a development chain on first use;
+# `make migrate` / `make run` create it up front (`manage.py c2pa_dev_cert`).
+VITRINE_C2PA_KEY = env("VITRINE_C2PA_KEY", default=str(VAR_DIR / "c2pa" / "signer.key"))
+VITRINE_C2PA_CERT = env("VITRINE_C2PA_CERT", default=str(VAR_DIR / "c2pa" / "signer-chain.pem"))
+VITRINE_C2PA_DEV_CERT = env.bool("VITRINE_C2PA_DEV_CERT", default=True)
+# The engine imports no Django and reads these from the environment: publish the resolved values.
+os.environ["VITRINE_C2PA_KEY"], os.environ["VITRINE_C2PA_CERT"] = VITRINE_C2PA_KEY, VITRINE_C2PA_CERT
+os.environ["VITRINE_C2PA_DEV_CERT"] = "true" if VITRINE_C2PA_DEV_CERT else "false"
 VITRINE_WORKER_STALE_SECONDS = env.int("VITRINE_WORKER_STALE_SECONDS", default=60)
 # A running job's worker renews its lease every third of this; a lease that lapses means the
 # worker died, and the job is taken over (its message came back) or requeued by the reaper.
@@ -212,8 +229,33 @@ VITRINE_STOREFRONT_CLIENT_SECRET = env("VITRINE_STOREFRONT_CLIENT_SECRET", defau
 VITRINE_STOREFRONT_PREVIOUS_CLIENT_SECRET = env("VITRINE_STOREFRONT_PREVIOUS_CLIENT_SECRET", default="")
 VITRINE_STOREFRONT_SCOPES = env("VITRINE_STOREFRONT_SCOPES", default="read_products,write_products")
 VITRINE_STOREFRONT_API_VERSION = env("VITRINE_STOREFRONT_API_VERSION", default="2025-01")
+# Where a shop answers OAuth (authorize, access token) and its Admin API; `{shop}` is the
+# shop's domain. Tests and `make run` point it at the loopback fake (http://127.0.0.1:PORT).
+VITRINE_STOREFRONT_SHOP_URL = env("VITRINE_STOREFRONT_SHOP_URL", default="https://{shop}")
 # Outbound calls to a storefront: seconds per request (connect and read alike).
 VITRINE_STOREFRONT_TIMEOUT_SECONDS = env.float("VITRINE_STOREFRONT_TIMEOUT_SECONDS", default=20.0)
+# Publishing: how often, and how many times, a run asks the shop whether an uploaded image is
+# processed (READY or FAILED); an image still processing after that is checked by a later run.
+VITRINE_STOREFRONT_MEDIA_POLLS = env.int("VITRINE_STOREFRONT_MEDIA_POLLS", default=20)
+VITRINE_STOREFRONT_MEDIA_POLL_SECONDS = env.float("VITRINE_STOREFRONT_MEDIA_POLL_SECONDS", default=1.5)
+# Import and sync (storefront/sync.py): every connection is synced incrementally (by
+# updated_at) this often by the worker loop; 0 turns the schedule off. Products per page (the
+# shop allows up to 250). One task works this many seconds, then queues itself to go on from
+# its cursor; a queued or running sync that has not moved for the stale time is sent again.
+VITRINE_STOREFRONT_SYNC_SECONDS = env.int("VITRINE_STOREFRONT_SYNC_SECONDS", default=900)
+VITRINE_STOREFRONT_SYNC_PAGE_SIZE = env.int("VITRINE_STOREFRONT_SYNC_PAGE_SIZE", default=250)
+VITRINE_STOREFRONT_SYNC_SLICE_SECONDS = env.int("VITRINE_STOREFRONT_SYNC_SLICE_SECONDS", default=240)
+VITRINE_STOREFRONT_SYNC_STALE_SECONDS = env.int("VITRINE_STOREFRONT_SYNC_STALE_SECONDS", default=900)
+# Fetching product images from a shop (storefront/fetch.py, SSRF-guarded): only these hosts
+# (an entry starting with "." also allows its subdomains), only https unless turned off (it
+# is off by default only with DJANGO_DEBUG), every resolved address global — except loopback
+# when VITRINE_STOREFRONT_FETCH_ALLOW_LOOPBACK is true (tests and the demo's fake shop on
+# 127.0.0.1). The byte cap is the upload cap; the time cap covers the whole download.
+VITRINE_STOREFRONT_IMAGE_HOSTS = env.list("VITRINE_STOREFRONT_IMAGE_HOSTS", default=["cdn.shopify.com"])
+VITRINE_STOREFRONT_FETCH_HTTPS_ONLY = env.bool("VITRINE_STOREFRONT_FETCH_HTTPS_ONLY", default=not DEBUG)
+VITRINE_STOREFRONT_FETCH_ALLOW_LOOPBACK = env.bool("VITRINE_STOREFRONT_FETCH_ALLOW_LOOPBACK", default=False)
+VITRINE_STOREFRONT_FETCH_TIMEOUT_SECONDS = env.float("VITRINE_STOREFRONT_FETCH_TIMEOUT_SECONDS", default=30.0)
+VITRINE_STOREFRONT_FETCH_MAX_REDIRECTS = 3
 
 # Email (invitations): EMAIL_URL as django-environ reads it, e.g. smtp+tls://user:pass@host:587;
 # unset, mail is printed by the console backend (what `make run` wants: the link is in the log).
@@ -260,11 +302,14 @@ CELERY_TASK_DEFAULT_QUEUE = Queue.CPU.value
 CELERY_TASK_QUEUES = [KombuQueue(q.value, Exchange(q.value), routing_key=q.value) for q in Queue]
 # Which queue each task runs on, in one table.
 CELERY_TASK_ROUTES = {
+    "catalog.tasks.photo_decode_task": {"queue": Queue.CPU.value},
     "catalog.tasks.photo_thumbnail_task": {"queue": Queue.CPU.value},
     "studio.tasks.cutout_photo_task": {"queue": Queue.CPU.value},
     "studio.tasks.cutout_touch_up_task": {"queue": Queue.CPU.value},
     "studio.tasks.generate_scenes_task": {"queue": Queue.GPU.value},
     "storefront.tasks.storefront_webhook_process_task": {"queue": Queue.IO.value},
+    "storefront.tasks.storefront_export_task": {"queue": Queue.IO.value},
+    "storefront.tasks.storefront_sync_task": {"queue": Queue.IO.value},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -1,8 +1,13 @@
 """Production: PostgreSQL, Redis, S3 (or a mounted media volume), HTTPS behind a proxy.
 
-Required: DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS, DATABASE_URL, REDIS_URL."""
-from .base import *  # noqa: F403
-from .base import env
+Required: DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS, DATABASE_URL, REDIS_URL, and the Content
+Credentials signing pair VITRINE_C2PA_KEY / VITRINE_C2PA_CERT (no development chain is made here)."""
+import os
+
+os.environ.setdefault("VITRINE_C2PA_DEV_CERT", "false")
+
+from .base import *  # noqa: E402,F403
+from .base import env  # noqa: E402
 
 DEBUG = False
 DATABASES = {"default": env.db("DATABASE_URL")}

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 # it hold regardless of import order.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import cv2  # noqa: E402
 import diffusers  # noqa: E402
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
@@ -27,6 +28,8 @@ import torch  # noqa: E402
 from generation.models_store import weight_digests  # noqa: E402
 from generation.registry import get_backend  # noqa: E402
 
+from .buckets import Bucket, Placement, buckets_for, nearest_bucket, place_in_bucket  # noqa: E402
+from .optimise import Optimisations, optimise_for_device, wants_compile  # noqa: E402
 from .base import (  # noqa: E402
     GenerationCancelled,
     LoraSpec,
@@ -73,9 +76,11 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 class DiffusersInpaintBackend:
     """A scene backend around one loaded diffusers inpainting pipeline.
 
-    ``generate`` runs numbered steps after :func:`check_request`: pad to the model's grid,
+    ``generate`` runs numbered steps after :func:`check_request`: onto the model's grid (into
+    the bucket of the nearest aspect when the backend has buckets, else padded to a multiple),
     select the scheduler and LoRA adapters, build one generator per seed, call the pipeline
-    once for the whole batch, crop back to the request's size. The pipeline stays loaded
+    once for the whole batch (or in calls of the bucket's fixed batch), crop (and resize)
+    back to the request's size. The pipeline stays loaded
     across requests (see :func:`generation.registry.load_scene_backend`); scheduler and adapters are
     set on every request so that nothing from one request leaks into the next. One request at
     a time per backend: the pipeline's scheduler and adapters are shared state.
@@ -108,12 +113,22 @@ class DiffusersInpaintBackend:
         folder: Path | None = None,
         weights_sha256: dict[str, str] | None = None,
         compiled: bool = False,
+        buckets: tuple[Bucket, ...] = (),
+        fixed_batch: bool = False,
+        optimisations: Optimisations | None = None,
     ):
         self.pipe = pipe
         self.pipe.set_progress_bar_config(disable=True)
         self.folder = folder
         self.weights_sha256 = dict(weights_sha256 or {})
         self.compiled = compiled
+        #: The sizes the pipeline runs at (:mod:`.buckets`); ``()``: each request at its own size.
+        self.buckets = tuple(buckets)
+        #: Pad every call to its bucket's batch (a compiled denoiser then never sees a new shape).
+        self.fixed_batch = fixed_batch
+        #: Halved after an out-of-memory error, so the retry's halves are not padded back up.
+        self._batch_cap: int | None = None
+        self.optimisations = optimisations or Optimisations()
         # Every request's scheduler is built from the folder's own config, never from the
         # previous request's scheduler, so swaps do not accumulate overrides.
         self._scheduler_config = pipe.scheduler.config
@@ -130,17 +145,24 @@ class DiffusersInpaintBackend:
         compile: bool | None = None,
         dtype: torch.dtype | str | None = None,
         free_bytes: int | None = None,
+        buckets: tuple[Bucket, ...] | None = None,
+        fixed_batch: bool | None = None,
+        fp16_vae: str | os.PathLike[str] | None = None,
     ) -> DiffusersInpaintBackend:
         """Load the pipeline saved in the local folder ``path`` (``save_pretrained`` layout).
 
         The weights load in ``dtype``; by default ``cuda_dtype`` (fp16, bf16 for FLUX) on
         CUDA and fp32 on CPU (``dtype=``: diffusers 0.42 reads it and deprecates
         ``torch_dtype``; releases before it ignore ``dtype``, so pyproject.toml pins 0.42 as
-        the floor). On CUDA, when the weights plus working
+        the floor). :func:`~.optimise.optimise_for_device` then sets the pipeline up for the
+        device (TF32, ``channels_last``, fused QKV, the fp16-safe VAE from ``fp16_vae`` on
+        CUDA; the compile anywhere). On CUDA, when the weights plus working
         room do not fit the card's free memory (``free_bytes``, default: what CUDA reports),
         the pipeline runs with model CPU offload instead of moving wholesale to the card.
         ``compile`` (default: the ``VITRINE_TORCH_COMPILE`` environment variable) compiles the
-        denoiser in place.
+        denoiser in place. ``buckets`` (default: the backend's :data:`~.buckets.BUCKETS` on
+        CUDA unless ``VITRINE_GPU_BUCKETS=0``, none on CPU) are the sizes it runs at;
+        ``fixed_batch`` (default: when compiled) pads each call to its bucket's batch.
 
         Raises:
             FileNotFoundError: the folder, or its ``model_index.json``, is missing; the message
@@ -156,6 +178,32 @@ class DiffusersInpaintBackend:
             dtype = getattr(torch, dtype)
         weights = weight_digests(folder)
         pipe = cls.pipeline_class.from_pretrained(folder, dtype=dtype, local_files_only=True)
+        return cls.from_pipeline(
+            pipe, device, compile=compile, free_bytes=free_bytes, buckets=buckets, fixed_batch=fixed_batch,
+            fp16_vae=fp16_vae, folder=folder, weights_sha256=weights,
+        )
+
+    @classmethod
+    def from_pipeline(
+        cls,
+        pipe: diffusers.DiffusionPipeline,
+        device: str,
+        *,
+        compile: bool | None = None,
+        free_bytes: int | None = None,
+        buckets: tuple[Bucket, ...] | None = None,
+        fixed_batch: bool | None = None,
+        fp16_vae: str | os.PathLike[str] | None = None,
+        folder: Path | None = None,
+        weights_sha256: dict[str, str] | None = None,
+    ) -> DiffusersInpaintBackend:
+        """A backend around ``pipe`` (loaded, in its dtype, still on the CPU), set up for
+        ``device`` as :meth:`from_folder` describes; ``bench/gpu_scenes.py`` passes pipelines
+        built from the architecture configs (:mod:`.architectures`)."""
+        on_cuda = torch.device(device).type == "cuda"
+        if compile is None:
+            compile = wants_compile()
+        done = optimise_for_device(pipe, device, denoiser=cls.denoiser, compile=compile, fp16_vae=fp16_vae)
         offload = False
         if on_cuda:
             if free_bytes is None:
@@ -165,12 +213,15 @@ class DiffusersInpaintBackend:
             pipe.enable_model_cpu_offload(device=device)
         else:
             pipe.to(device)
-        if compile is None:
-            compile = os.environ.get("VITRINE_TORCH_COMPILE", "").lower() in ("1", "true", "yes")
-        if compile:
-            # nn.Module.compile() keeps the module's class, so LoRA loading still finds it.
-            getattr(pipe, cls.denoiser).compile()
-        backend = cls(pipe, folder=folder, weights_sha256=weights, compiled=compile)
+        if buckets is None:
+            wanted = os.environ.get("VITRINE_GPU_BUCKETS", "").lower() not in ("0", "false", "no")
+            buckets = buckets_for(cls.name) if on_cuda and wanted else ()
+        if fixed_batch is None:
+            fixed_batch = bool(compile)
+        backend = cls(
+            pipe, folder=folder, weights_sha256=weights_sha256, compiled=compile, buckets=buckets,
+            fixed_batch=fixed_batch, optimisations=done,
+        )
         backend.cpu_offload = offload
         return backend
 
@@ -191,8 +242,14 @@ class DiffusersInpaintBackend:
         check_request(request, self.rules)
         height, width = request.mask.shape
 
-        # 2. Pad to the model's grid; the padding is generated and cropped away in step 7.
-        image, keep = pad_to_multiple(request.image, request.mask, self.size_multiple)
+        # 2. Onto the model's grid: into the bucket of the nearest aspect (scaled to fit and
+        # padded), else padded to a multiple of the grid. Padding is generated and cropped
+        # away in step 7.
+        placement = self.placement(width, height)
+        if placement is None:
+            image, keep = pad_to_multiple(request.image, request.mask, self.size_multiple)
+        else:
+            image, keep = _into_bucket(request.image, request.mask, placement)
         canvas = PIL.Image.fromarray(image, "RGB")
         # diffusers' inpainting masks are white where the model paints: everything but the product.
         repaint = PIL.Image.fromarray(np.where(keep, 0, 255).astype(np.uint8), "L")
@@ -201,9 +258,32 @@ class DiffusersInpaintBackend:
         self._use_scheduler(request.scheduler)
         self._use_loras(request.loras)
 
+        # 4. Calls of a fixed batch when the bucket says so (short ones padded with
+        # throw-away variants), else the whole request in one call.
+        seeds = [int(seed) for seed in request.seeds]
+        per_call = len(seeds)
+        if placement is not None and self.fixed_batch:
+            per_call = min(placement.bucket.batch, self._batch_cap or placement.bucket.batch)
+        images: list[np.ndarray] = []
+        for start in range(0, len(seeds), per_call):
+            part = seeds[start : start + per_call]
+            padded = part + [part[0]] * (per_call - len(part)) if placement is not None and self.fixed_batch else part
+            images.extend(self._call(request, canvas, repaint, padded, callback)[: len(part)])
+
+        # 7. Back to uint8 at the request's size.
+        scenes = [to_uint8(np.asarray(scene)) for scene in images]
+        if placement is None:
+            return [scene[:height, :width].copy() for scene in scenes]
+        return [_out_of_bucket(scene, placement, (width, height)) for scene in scenes]
+
+    def _call(
+        self, request: SceneRequest, canvas: PIL.Image.Image, repaint: PIL.Image.Image, seeds: list[int],
+        callback: StepCallback | None,
+    ) -> list[np.ndarray]:
+        """One pipeline call for ``seeds`` (``output_type="np"`` floats)."""
         # 4. One generator per seed: variant k depends on seeds[k] only, batched or not.
         device = self.device
-        generators = [torch.Generator(device).manual_seed(int(seed)) for seed in request.seeds]
+        generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
         batch = len(generators)
 
         # 5. Progress and cancellation.
@@ -213,7 +293,15 @@ class DiffusersInpaintBackend:
                 raise GenerationCancelled(step_index, num_steps)
             return {}
 
-        # 6. One pipeline call for the whole batch. Images are passed per variant (not once)
+        slicing_above = self.optimisations.vae_slicing_above
+        vae = getattr(self.pipe, "vae", None)
+        if slicing_above is not None and vae is not None:
+            if batch > slicing_above:
+                vae.enable_slicing()
+            else:
+                vae.disable_slicing()
+
+        # 6. One pipeline call for the batch. Images are passed per variant (not once)
         # so that the VAE encodes sample k with generator k, exactly as a single run would.
         kwargs = self.pipeline_kwargs(request, batch)
         kwargs.update(
@@ -230,14 +318,43 @@ class DiffusersInpaintBackend:
             callback_on_step_end=on_step_end,
         )
         try:
-            images = self.pipe(**kwargs).images
+            return list(self.pipe(**kwargs).images)
         except RuntimeError as error:  # torch.OutOfMemoryError is a RuntimeError
             if is_out_of_memory(error):
+                # The retry (generate_with_oom_retry) runs halves: do not pad them back up.
+                self._batch_cap = max(1, batch // 2)
                 raise OutOfMemory(str(error)) from error
             raise
 
-        # 7. Back to uint8 at the request's size.
-        return [to_uint8(np.asarray(scene))[:height, :width].copy() for scene in images]
+    def placement(self, width: int, height: int) -> Placement | None:
+        """Where a ``width × height`` request runs: its bucket, or ``None`` (its own size)."""
+        bucket = nearest_bucket(self.buckets, width, height)
+        return None if bucket is None else place_in_bucket(bucket, width, height)
+
+    def warm_up(self, *, steps: int = 2, buckets: tuple[Bucket, ...] | None = None) -> list[tuple[Bucket, float]]:
+        """One small call per bucket (``buckets``, default the backend's own; on a backend
+        without buckets, the registry's for its kind), so that loading, kernel selection and
+        the compile happen now and not in the first job. Returns ``(bucket, seconds)`` each."""
+        import time
+
+        rules = self.rules
+        timings = []
+        for bucket in buckets or self.buckets or buckets_for(self.name):
+            width, height = bucket.size
+            image = np.full((height, width, 3), 128, np.uint8)
+            mask = np.zeros((height, width), bool)
+            mask[height // 4 : height - height // 4, width // 4 : width - width // 4] = True
+            request = SceneRequest(
+                image=image, mask=mask, prompt="warm-up", seeds=tuple(range(bucket.batch if self.fixed_batch else 1)),
+                steps=max(steps, rules.steps_range[0]), guidance=rules.guidance, strength=rules.strength,
+                scheduler=rules.scheduler,
+            )
+            started = time.perf_counter()
+            self.generate(request)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            timings.append((bucket, time.perf_counter() - started))
+        return timings
 
     def pipeline_kwargs(self, request: SceneRequest, batch: int) -> dict[str, Any]:
         """Prompt arguments for the pipeline call (one prompt per variant)."""
@@ -253,6 +370,11 @@ class DiffusersInpaintBackend:
         self.pipe.scheduler = scheduler_class.from_config(self._scheduler_config, **overrides)
 
     def _use_loras(self, loras: tuple[LoraSpec, ...]) -> None:
+        if loras and self.optimisations.fused_qkv:
+            # An adapter wraps to_q/to_k/to_v one by one; fused attention would read the fused
+            # to_qkv and skip it. Unfused for good: the adapters stay loaded for later requests.
+            getattr(self.pipe, self.denoiser).unfuse_qkv_projections()
+            self.optimisations.fused_qkv = False
         for lora in loras:
             if self._loras.get(lora.name) == lora.path:
                 continue
@@ -318,5 +440,32 @@ class DiffusersInpaintBackend:
             "compiled": self.compiled,
             "cpu_offload": self.cpu_offload,
             "schedulers": sorted(self.schedulers),
+            "buckets": [str(bucket) for bucket in self.buckets],
+            "optimisations": self.optimisations.to_dict(),
         }
 
+
+
+def _into_bucket(image: np.ndarray, mask: np.ndarray, placement: Placement) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` and ``mask`` scaled to ``placement.scaled`` and padded (bottom, right) to its
+    bucket: the padding repeats the edge and is marked *not product*, so it is generated."""
+    width, height = placement.scaled
+    if (width, height) != (mask.shape[1], mask.shape[0]):
+        shrink = width < mask.shape[1]
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+    pad_h, pad_w = placement.bucket.height - height, placement.bucket.width - width
+    if pad_h or pad_w:
+        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        mask = np.pad(mask, ((0, pad_h), (0, pad_w)), mode="constant", constant_values=False)
+    return image, mask
+
+
+def _out_of_bucket(scene: np.ndarray, placement: Placement, size: tuple[int, int]) -> np.ndarray:
+    """The bucket-sized ``scene`` cropped to the placed request and resized to ``size``."""
+    width, height = placement.scaled
+    scene = scene[:height, :width]
+    if (width, height) == size:
+        return scene.copy()
+    grow = size[0] > width
+    return cv2.resize(scene, size, interpolation=cv2.INTER_CUBIC if grow else cv2.INTER_AREA)

@@ -141,7 +141,7 @@ def _grid_context(request, *, product=None, filters: dict | None = None) -> dict
         query["product"] = str(product.pk)
     return {
         "photos": photos,
-        "processing": any(photo.status == "processing" for photo in photos),
+        "processing": any(photo.status in ("processing", "checking") for photo in photos),
         "grid_query": query.urlencode(),
         "grid_product": "" if shown is None else str(shown),
         "status": status,

@@ -122,8 +122,8 @@ def test_rejected_upload_answers_400_in_the_error_format(api):
     assert response.json() == {
         "error": {
             "code": "unsupported_type",
-            "message": "This file is not a JPEG, PNG or WebP image.",
-            "fields": {"file": ["This file is not a JPEG, PNG or WebP image."]},
+            "message": "This file is not a JPEG, PNG, WebP, HEIC or AVIF image.",
+            "fields": {"file": ["This file is not a JPEG, PNG, WebP, HEIC or AVIF image."]},
         }
     }
     assert ProductPhoto.objects.count() == 0

@@ -121,7 +121,8 @@ def test_the_photos_are_locked_while_they_move(api, workspace):
     with CaptureQueriesContext(connection) as queries:
         assert api.post(URL, {"photos": [photo.pk], "product": product.pk}, format="json").status_code == 200
 
-    locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
+    # FOR UPDATE or FOR NO KEY UPDATE (a lock that only serializes: catalog.services.photos_assign).
+    locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"] or "FOR NO KEY UPDATE" in q["sql"]]
     assert [('"catalog_product"' in sql, '"catalog_productphoto"' in sql) for sql in locking] == [(True, False), (False, True)]
 
 

@@ -23,12 +23,12 @@ def upload(workspace, data: bytes, name: str = "photo.jpg", **kwargs):
 @pytest.mark.parametrize(
     ("name", "data", "code", "message"),
     [
-        ("notes.jpg", b"just some text, renamed to look like a photo\n" * 20, "unsupported_type", "This file is not a JPEG, PNG or WebP image."),
+        ("notes.jpg", b"just some text, renamed to look like a photo\n" * 20, "unsupported_type", "This file is not a JPEG, PNG, WebP, HEIC or AVIF image."),
         ("empty.jpg", b"", "empty_file", "This file is empty (0 bytes)."),
-        ("picture.gif", b"GIF89a" + b"\x00" * 200, "unsupported_type", "This file is not a JPEG, PNG or WebP image."),
-        ("picture.bmp", b"BM" + b"\x00" * 200, "unsupported_type", "This file is not a JPEG, PNG or WebP image."),
+        ("picture.gif", b"GIF89a" + b"\x00" * 200, "unsupported_type", "This file is not a JPEG, PNG, WebP, HEIC or AVIF image."),
+        ("picture.bmp", b"BM" + b"\x00" * 200, "unsupported_type", "This file is not a JPEG, PNG, WebP, HEIC or AVIF image."),
         ("bomb.png", png_declaring(30000, 30000), "too_many_pixels", "This image is 900 MP; the limit is 100 MP."),
-        ("liar.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "unsupported_type", "This file is not a JPEG, PNG or WebP image."),
+        ("liar.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "unsupported_type", "This file is not a JPEG, PNG, WebP, HEIC or AVIF image."),
     ],
     ids=["renamed-text", "zero-bytes", "gif", "bmp", "decompression-bomb", "png-signature-only"],
 )

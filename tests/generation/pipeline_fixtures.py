@@ -1,15 +1,14 @@
 """Tiny real diffusers pipelines with random weights, saved as model folders.
 
 Built from configs the way diffusers' own fast tests build theirs (``get_dummy_components``),
-only smaller: a few thousand parameters per model, 32-48 px images. Tokenizers are built here
-too (no hub): CLIP's byte-level BPE from a written ``vocab.json`` + ``merges.txt``, and T5's
-Unigram from an in-memory vocabulary (transformers 5 builds ``T5Tokenizer`` on ``tokenizers``,
-so no sentencepiece model is needed).
+only smaller: a few thousand parameters per model, 32-48 px images. Tokenizers come from
+:mod:`generation.pipelines.architectures` (no hub): CLIP's byte-level BPE from a written
+``vocab.json`` + ``merges.txt``, and T5's Unigram from an in-memory vocabulary (transformers 5
+builds ``T5Tokenizer`` on ``tokenizers``, so no sentencepiece model is needed).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -33,51 +32,10 @@ from transformers import (
     CLIPTokenizer,
     T5Config,
     T5EncoderModel,
-    T5Tokenizer,
 )
 
-WORDS = ("a", "the", "bottle", "on", "marble", "table", "soft", "light", "linen", "studio", "blurry")
-
-
-def _byte_symbols() -> list[str]:
-    """GPT-2/CLIP's printable stand-ins for the 256 bytes (byte-level BPE's base alphabet)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    symbols = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in symbols:
-            symbols[b] = chr(256 + extra)
-            extra += 1
-    return [symbols[b] for b in range(256)]
-
-
-def clip_tokenizer(folder: Path) -> CLIPTokenizer:
-    """A CLIP tokenizer: every byte symbol (bare and word-final) plus merges for a few words."""
-    folder.mkdir(parents=True, exist_ok=True)
-    symbols = _byte_symbols()
-    vocab = {s: i for i, s in enumerate(symbols)}
-    vocab.update({s + "</w>": len(symbols) + i for i, s in enumerate(symbols)})
-    merges = []
-    for word in WORDS:  # merge each word left to right into one token
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(pieces) > 1:
-            merges.append(f"{pieces[0]} {pieces[1]}")
-            merged = pieces[0] + pieces[1]
-            vocab.setdefault(merged, len(vocab))
-            pieces = [merged, *pieces[2:]]
-    for special in ("<|startoftext|>", "<|endoftext|>"):
-        vocab[special] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(dict.fromkeys(merges)) + "\n")
-    return CLIPTokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"), model_max_length=77)
-
-
-def t5_tokenizer() -> T5Tokenizer:
-    """A T5 Unigram tokenizer: specials, the word-start mark, letters and a few whole words."""
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    pieces += [(c, -3.0) for c in "abcdefghijklmnopqrstuvwxyz"]
-    pieces += [(f"▁{w}", -1.0) for w in WORDS]
-    return T5Tokenizer(vocab=pieces, extra_ids=0)
+# The tokenizers are the ones bench/gpu_scenes.py builds its architectures with.
+from generation.pipelines.architectures import WORDS, clip_tokenizer, t5_tokenizer  # noqa: E402, F401
 
 
 def clip_text_config(tokenizer: CLIPTokenizer, **overrides) -> CLIPTextConfig:

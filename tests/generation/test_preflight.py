@@ -45,7 +45,7 @@ def test_marketplace_white_passes_a_compliant_image() -> None:
     results = run_preflight(image=image, alpha=alpha, mask=mask, channel="marketplace-white")
 
     assert [(r.name, r.passed) for r in results] == [
-        ("long-side", True), ("megapixels", True), ("white-background", True),
+        ("size", True), ("long-side", True), ("megapixels", True), ("white-background", True),
         ("product-fill", True), ("edge-halo", True),
     ]
     assert _by_name(results)["product-fill"].value == 0.92
@@ -99,13 +99,18 @@ def test_long_side_below_1000_fails() -> None:
     [
         ("square-2048", (2048, 2048), True),
         ("square-2048", (2048, 2047), False),
+        ("square-2048", (1714, 1714), True),  # the largest honest size of a smaller photo
+        ("square-2048", (2049, 2049), False),
         ("portrait-4x5", (1080, 1350), True),
         ("portrait-4x5", (1350, 1080), False),
+        ("portrait-4x5", (864, 1080), True),
+        ("portrait-4x5", (866, 1080), False),
         ("landscape-1.91", (1200, 628), True),
         ("landscape-1.91", (1200, 600), False),
+        ("landscape-1.91", (600, 314), True),
     ],
 )
-def test_exact_channel_sizes(channel: str, size: tuple[int, int], passed: bool) -> None:
+def test_channel_sizes(channel: str, size: tuple[int, int], passed: bool) -> None:
     image, alpha, mask = _canvas(*size)
 
     check = _by_name(run_preflight(image=image, alpha=alpha, mask=mask, channel=channel))

@@ -29,13 +29,13 @@ def _photo(seed: int = 0, size=(120, 90)) -> tuple[bytes, np.ndarray, np.ndarray
     return buffer.getvalue(), rgb, mask
 
 
-def _assets(original: bytes, rgb: np.ndarray, mask: np.ndarray, channels: tuple[str, ...]):
+def _assets(original: bytes, rgb: np.ndarray, mask: np.ndarray, channels: tuple[str, ...], colour: dict | None = None):
     layer = ProductLayer(rgb=rgb, alpha=mask.astype(np.float32), mask=mask)
     plan = RenderPlan(
         model="none", backend="backdrop", prompt="", negative_prompt="", seeds=(1,), channels=channels,
         steps=1, guidance=1.0, strength=1.0, scheduler="ddim",
     )
-    source = SourceRecord(original_sha256=hashlib.sha256(original).hexdigest(), working_sha256=array_sha256(rgb))
+    source = SourceRecord(original_sha256=hashlib.sha256(original).hexdigest(), working_sha256=array_sha256(rgb), colour_conversion=colour)
     ys, xs = np.nonzero(mask)
     bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     return list(render(plan=plan, layer=layer, bbox=bbox, backend=PlainBackdrop((200, 200, 200)), previews=False, source=source))
@@ -157,7 +157,17 @@ def test_a_photo_with_a_colour_profile_verifies_against_its_srgb_working_copy() 
     assert colour["converted"] and not np.array_equal(rgb, p3)  # the conversion did something
     mask = np.zeros(rgb.shape[:2], bool)
     mask[20:70, 30:90] = True
-    (asset,) = _assets(original, rgb, mask, ("as-photo",))
+    (asset,) = _assets(original, rgb, mask, ("as-photo",), colour=colour)
     verdict = verify_asset(asset.png, original)
     assert verdict.verdict == "identical", verdict.summary()
     assert verdict.changed_pixels == 0
+    cert = read_lock_recipe(asset.png)["certificate"]
+    assert cert["colour_conversion"]["source_profile"] == "Display P3 (test)" and cert["colour_conversion"]["intent"]
+
+    # A certificate that keeps quiet about the conversion, or names another one, is caught.
+    (quiet,) = _assets(original, rgb, mask, ("as-photo",))
+    verdict = verify_asset(quiet.png, original)
+    assert verdict.verdict == "changed" and any("does not say so" in p for p in verdict.problems), verdict.summary()
+    (forged,) = _assets(original, rgb, mask, ("as-photo",), colour={**colour, "source_profile": "sRGB IEC61966-2.1"})
+    verdict = verify_asset(forged.png, original)
+    assert verdict.verdict == "changed" and any("colour conversion" in p for p in verdict.problems), verdict.summary()

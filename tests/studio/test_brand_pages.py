@@ -265,7 +265,7 @@ def test_a_logo_that_is_not_an_image_is_refused_next_to_the_field(signed_in, kit
     response = signed_in.post(f"/brand-kits/{kit.pk}/logo/", {"file": SimpleUploadedFile("logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>")})
 
     assert response.status_code == 400
-    assert '<p class="error" id="id_file_error">This file is not a JPEG, PNG or WebP image.</p>' in response.content.decode()
+    assert '<p class="error" id="id_file_error">This file is not a JPEG, PNG, WebP, HEIC or AVIF image.</p>' in response.content.decode()
     kit.refresh_from_db()
     assert (kit.logo.name, kit.version) == ("", 1)
     assert [n for n in stored_files() if "logo" in n] == []

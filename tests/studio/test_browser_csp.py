@@ -90,7 +90,7 @@ def check_pages(page, base: str, demo: dict) -> list[str]:
     visit(page, f"{base}/products/")
     links = nav_links(page)
     assert [link.removeprefix(base) for link in links] == [
-        "/products/", "/review/", "/gallery/", "/notifications/", "/brand-kits/", "/settings/", "/api/docs/",
+        "/products/", "/review/", "/gallery/", "/notifications/", "/brand-kits/", "/storefronts/", "/settings/", "/api/docs/",
     ]
     for link in links:
         visit(page, link)
@@ -102,6 +102,8 @@ def check_pages(page, base: str, demo: dict) -> list[str]:
         elif link.endswith("/gallery/"):
             page.locator("#select-all").check()
             assert page.locator("#selected-count").inner_text() == "1 selected"  # gallery.js ran
+        elif link.endswith("/storefronts/"):
+            page.locator("#connect").wait_for()
         elif link.endswith("/settings/"):
             page.locator("#tokens").wait_for()
         elif link.endswith("/api/docs/"):
@@ -139,7 +141,7 @@ def test_every_page_runs_under_the_policy_with_zero_violations(live_server, demo
     sign_in(page, live_server.url, email, DEMO_PASSWORD)
     seen = check_pages(page, live_server.url, demo)
 
-    assert seen == ["/products/", "/review/", "/gallery/", "/notifications/", "/brand-kits/", "/settings/", "/api/docs/"]
+    assert seen == ["/products/", "/review/", "/gallery/", "/notifications/", "/brand-kits/", "/storefronts/", "/settings/", "/api/docs/"]
     assert problems == []
 
 

@@ -48,7 +48,7 @@ def test_a_file_that_is_not_a_photo_gets_a_plain_error_next_to_it(live_server, p
     choose_photos(page, [notes])
 
     row = page.locator("#uploads li", has_text="notes.jpg")
-    row.locator(".upload-state", has_text="This file is not a JPEG, PNG or WebP image.").wait_for()
+    row.locator(".upload-state", has_text="This file is not a JPEG, PNG, WebP, HEIC or AVIF image.").wait_for()
     assert ProductPhoto.objects.count() == 0
 
 

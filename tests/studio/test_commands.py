@@ -62,9 +62,9 @@ def test_stage_places_the_product_on_a_channel_canvas(photos, tmp_path):
     report = json.loads((tmp_path / "bottle" / "report.json").read_text())
     scene = np.asarray(Image.open(tmp_path / "bottle" / "scene-0.png"))
     checks = {c["name"]: c["passed"] for c in report["variants"][0]["preflight"]}
-    assert scene.shape == (2000, 2000, 3)  # the channel's canvas wins over --size
+    assert scene.shape == (1000, 1000, 3)  # the channel's rule wins over --size: its 1000 px minimum for this small photo
     assert report["variants"][0]["transform"]["scale"] > 1
-    assert checks == {"long-side": True, "megapixels": True, "white-background": True, "product-fill": True, "edge-halo": True}
+    assert checks == {"size": True, "long-side": True, "megapixels": True, "white-background": True, "product-fill": True, "edge-halo": True}
     assert report["variants"][0]["lock_certificate"]["changed_pixels"] == 0
 
 
@@ -76,7 +76,7 @@ def test_stage_reports_a_bad_file_and_still_stages_the_others(photos, tmp_path):
     with pytest.raises(CommandError, match="1 of 2 photo"):
         call_command("stage", str(bad), str(photos[0]), "--out", str(tmp_path / "out"), stdout=io.StringIO(), stderr=stderr)
 
-    assert "This file is not a JPEG, PNG or WebP image." in stderr.getvalue()
+    assert "This file is not a JPEG, PNG, WebP, HEIC or AVIF image." in stderr.getvalue()
     assert (tmp_path / "out" / "bottle" / "report.json").exists()
     assert not (tmp_path / "out" / "notes").exists()
 

@@ -416,3 +416,44 @@ def test_a_40_by_40_photo_fails_its_cutout_saying_it_is_too_small(workspace, upl
     assert job.status == JobStatus.FAILED
     assert "40 x 40 pixels, too small" in job.error
     assert not Cutout.objects.filter(photo=photo).exists()
+
+
+def test_a_png_with_real_transparency_is_its_own_cutout(workspace, django_capture_on_commit_callbacks):
+    """A product photo cut out already (transparent around the product, a soft edge): its
+    alpha is the matte, no segmenter runs, and the cutout is confident."""
+    import cv2
+
+    rgb = np.random.default_rng(7).integers(0, 256, (180, 240, 3), dtype=np.uint8)  # no outline a segmenter could find
+    alpha = np.zeros((180, 240), np.uint8)
+    cv2.ellipse(alpha, (120, 95), (70, 55), 0, 0, 360, 255, thickness=-1)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 1.5)  # a soft, anti-aliased edge
+    buffer = io.BytesIO()
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(buffer, format="PNG")
+    with django_capture_on_commit_callbacks(execute=True):
+        photo = studio_services.photo_add(workspace=workspace, file=SimpleUploadedFile("cut.png", buffer.getvalue())).photo
+
+    assert _cutout_job(photo).status == JobStatus.SUCCEEDED
+    cutout = Cutout.objects.get(photo=photo)
+    result = cutout_result(cutout)
+    assert (cutout.backend, cutout.confident, list(cutout.notes)) == ("file-alpha", True, [])
+    # The matte is the file's alpha; the lock region is its solid interior, the photo's own pixels.
+    from generation.segmentation.base import LOCK_ALPHA_THRESHOLD
+
+    stored_alpha = np.asarray(Image.open(cutout.cutout.open("rb")).convert("RGBA"))[..., 3]
+    assert np.array_equal(stored_alpha[~result.mask], alpha[~result.mask])
+    assert result.mask.any() and (alpha[result.mask] >= LOCK_ALPHA_THRESHOLD * 255).all()
+    assert not result.mask[alpha < 128].any()
+    assert np.array_equal(result.foreground[result.mask], rgb[result.mask])
+    assert cutout.locked_pixels == int(result.mask.sum()) > 9000
+
+
+def test_an_opaque_rgba_png_is_segmented_as_usual(workspace, django_capture_on_commit_callbacks):
+    from tests.images import product_on_white
+
+    rgba = np.dstack([np.asarray(Image.open(io.BytesIO(product_on_white(size=(W, H)))).convert("RGB")), np.full((H, W), 255, np.uint8)])
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    with django_capture_on_commit_callbacks(execute=True):
+        photo = studio_services.photo_add(workspace=workspace, file=SimpleUploadedFile("opaque.png", buffer.getvalue())).photo
+
+    assert Cutout.objects.get(photo=photo).backend == "graphcut"

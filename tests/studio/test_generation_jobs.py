@@ -51,7 +51,9 @@ def test_smallest_request_makes_locked_marked_assets_from_the_defaults(api, phot
     assert (job.status, job.progress, job.error) == (JobStatus.SUCCEEDED, 100, "")
     assert (job.preset.slug, job.brand_kit.name, job.channels, job.plan["seeds"]) == ("studio-white", "House style", ["square-2048"], [5, 6])
     assets = list(Asset.objects.filter(job=job).order_by("variant"))
-    assert [(a.channel, a.variant, a.seed, a.width, a.height) for a in assets] == [("square-2048", 0, 5, 2048, 2048), ("square-2048", 1, 6, 2048, 2048)]
+    # A 160×120 photo has too few pixels for 2048 px: the square's smallest size, the product
+    # enlarged (never silently: the resolution gate warns with the sizes).
+    assert [(a.channel, a.variant, a.seed, a.width, a.height) for a in assets] == [("square-2048", 0, 5, 1024, 1024), ("square-2048", 1, 6, 1024, 1024)]
     layer = ProductLayer.from_segmentation(cutout_result(job.cutout))
     for asset in assets:
         data = asset.file.open("rb").read()
@@ -60,7 +62,10 @@ def test_smallest_request_makes_locked_marked_assets_from_the_defaults(api, phot
         assert (certificate.passed, certificate.locked_pixels) == (True, asset.lock_certificate["locked_pixels"])
         assert asset.lock_certificate["changed_pixels"] == 0 and asset.lock_certificate["locked_pixels"] > 10_000
         assert DIGITAL_SOURCE_TYPE in read_xmp(data)
-        assert [c["name"] for c in asset.preflight] == ["size", "megapixels", "edge-halo"]
+        assert [c["name"] for c in asset.preflight] == ["size", "long-side", "megapixels", "edge-halo"]
+        assert asset.recipe["placement"]["reason"] == "enlarged" and asset.lock_certificate["kind"] == "resampled"
+        resolution = next(g for g in asset.gates if g["name"] == "resolution")
+        assert resolution["status"] == "warn" and "This photo is 160 px" in resolution["reason"] and "Square 2048 wants 2,048 px" in resolution["reason"]
     assert assets[0].sha256 != assets[1].sha256  # different seeds, different scenes
 
 
@@ -96,7 +101,11 @@ def test_regenerate_from_recipe_gives_the_same_pixels(api, photo, run_jobs):
     again = Asset.objects.get(job_id=response.json()["id"])
     assert (again.seed, again.variant, again.channel, again.cutout_id) == (original.seed, 1, original.channel, original.cutout_id)
     assert GenerationJob.objects.get(pk=response.json()["id"]).variants == 1
-    assert again.sha256 == original.sha256
+    # The same pixels and the same lock certificate. The files' bytes differ: each carries its
+    # own signed Content Credentials manifest (a new manifest id and signing time).
+    replayed, first = (np.asarray(Image.open(a.file.open("rb")).convert("RGB")) for a in (again, original))
+    assert np.array_equal(replayed, first)
+    assert again.lock_certificate == original.lock_certificate
 
 
 def test_channels_each_get_their_canvas_and_checks(api, photo, run_jobs):
@@ -106,11 +115,78 @@ def test_channels_each_get_their_canvas_and_checks(api, photo, run_jobs):
         ).json()["id"]
 
     assets = {a.channel: a for a in Asset.objects.filter(job_id=job_id)}
-    assert (assets["portrait-4x5"].width, assets["portrait-4x5"].height) == (1080, 1350)
+    # The 160×120 photo is too small for either channel's full size: the portrait's smallest
+    # size (half), the marketplace's 1000 px minimum, the product enlarged with a warning.
+    assert (assets["portrait-4x5"].width, assets["portrait-4x5"].height) == (540, 675)
     white = assets["marketplace-white"]
+    assert (white.width, white.height) == (1000, 1000)
     checks = {c["name"]: c["passed"] for c in white.preflight}
-    assert checks["white-background"] is True
+    assert checks["white-background"] is True and checks["product-fill"] is True and checks["long-side"] is True
     assert white.lock_certificate["changed_pixels"] == 0
+    for asset in assets.values():
+        assert asset.lock_certificate["kind"] == "resampled" and asset.lock_certificate["transform"]["scale"] > 1
+        assert next(g for g in asset.gates if g["name"] == "resolution")["status"] == "warn"
+
+
+def test_a_photo_large_enough_keeps_its_own_pixels_on_the_channel(api, upload_product_photo, run_jobs):
+    """Placement that prefers identity, through the worker: a 1200×900 photo's product
+    (400×450 px) fills 39 % of a 1350 px portrait at its own size, so the asset is
+    pixel-identical, the badge says so, and the independent verifier agrees."""
+    from generation.verify import verify_asset
+
+    photo = upload_product_photo((1200, 900))
+    with run_jobs():
+        job_id = api.post("/api/v1/jobs/", {"photo": photo.pk, "variants": 1, "seed": 2, "channels": ["portrait-4x5"]}, format="json").json()["id"]
+
+    asset = Asset.objects.get(job_id=job_id)
+    cert = asset.lock_certificate
+    assert (asset.width, asset.height, asset.recipe["placement"]["reason"]) == (1080, 1350, "native")
+    assert (cert["kind"], cert["transform"]["scale"], cert["badge"]) == ("pixel-identical", 1.0, "Product pixels identical to your photo")
+    assert next(g for g in asset.gates if g["name"] == "resolution")["status"] == "pass"
+    verdict = verify_asset(asset.file.open("rb").read(), photo.original.open("rb").read())
+    assert verdict.verdict == "identical" and verdict.changed_pixels == 0, verdict.summary()
+
+
+def test_a_display_p3_photo_carries_its_colour_record_to_the_certificate(api, workspace, run_jobs):
+    """The certificate names what the ingest decode did (profile, its hash, intent), read
+    from the original at render time; the verifier re-derives and checks it; the delivered
+    product is within ΔE00 1 of the photo as a colour-managed viewer shows it."""
+    import hashlib
+
+    from generation.colour import delta_e_2000, srgb_to_lab
+    from generation.verify import verify_asset
+    from tests.generation.icc_fixtures import display_p3
+    from tests.generation.test_decoding_colour import _encode_in
+
+    icc = display_p3()
+    seen = np.asarray(Image.open(io.BytesIO(product_on_white(size=(1200, 900), seed=4))).convert("RGB"))
+    stored = _encode_in(seen, icc)  # the photo as a P3 camera stores it
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, format="PNG", icc_profile=icc)
+    with run_jobs():
+        photo = photo_add(workspace=workspace, file=SimpleUploadedFile("p3.png", buffer.getvalue())).photo
+    with run_jobs():
+        job_id = api.post("/api/v1/jobs/", {"photo": photo.pk, "variants": 1, "seed": 2, "channels": ["portrait-4x5"]}, format="json").json()["id"]
+
+    asset = Asset.objects.get(job_id=job_id)
+    cert = asset.lock_certificate
+    assert cert["colour_conversion"] == {
+        "source_profile": "Display P3 (test)", "profile_sha256": hashlib.sha256(icc).hexdigest(), "intent": "relative", "converted": True,
+    }
+    data = asset.file.open("rb").read()
+    verdict = verify_asset(data, photo.original.open("rb").read())
+    assert verdict.verdict == "identical", verdict.summary()
+
+    # The delivered file (untagged: sRGB) against the colours the P3 file shows, on the product.
+    delivered = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    mask = np.asarray(Image.open(asset.cutout.mask.open("rb")).convert("L")) >= 128
+    t = cert["transform"]
+    ys, xs = np.nonzero(mask)
+    product = delivered[ys + t["dy"], xs + t["dx"]]
+    delta = delta_e_2000(srgb_to_lab(seen[ys, xs]), srgb_to_lab(product))
+    assert float(delta.mean()) <= 0.25 and float(np.percentile(delta, 99)) <= 1.0, (float(delta.mean()), float(np.percentile(delta, 99)))
+    # Dropping the profile instead would be far off: the measurement can fail.
+    assert float(delta_e_2000(srgb_to_lab(seen[ys, xs]), srgb_to_lab(stored[ys, xs])).mean()) > 2.0
 
 
 def test_banned_term_in_the_prompt_is_refused(api, photo, workspace):
