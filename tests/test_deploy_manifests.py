@@ -124,7 +124,10 @@ SCALED_OBJECT_SCHEMA = {
 
 #: README's Configuration variables the manifests leave at their defaults on purpose (each is
 #: explained at the top of deploy/k8s/base/configmap.yaml).
-LEFT_AT_DEFAULT = {"VITRINE_MEDIA_ROOT", "AWS_S3_ENDPOINT_URL", "VITRINE_REMBG_HOME", "U2NET_HOME", "VITRINE_TORCH_COMPILE"}
+LEFT_AT_DEFAULT = {
+    "VITRINE_MEDIA_ROOT", "AWS_S3_ENDPOINT_URL", "VITRINE_REMBG_HOME", "U2NET_HOME", "VITRINE_TORCH_COMPILE",
+    "VITRINE_TORCH_COMPILE_MODE", "VITRINE_STOREFRONT_SHOP_URL", "VITRINE_STOREFRONT_FETCH_ALLOW_LOOPBACK",
+}
 
 
 def load_documents() -> list[tuple[str, dict]]:

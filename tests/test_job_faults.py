@@ -40,10 +40,11 @@ VARIANTS, CHANNELS = 2, ["as-photo"]
 
 @pytest.fixture
 def slow_jobs(workspace, user, upload_product_photo):
-    """Jobs long enough to be killed in the middle (the bundled model, 10 steps: several
-    seconds on two cores), short enough to keep the file to a few minutes."""
+    """Jobs long enough to be killed in the middle (the bundled model, 16 steps: about 8 s
+    on two cores, so a test process starved for a few seconds on a loaded machine still sees
+    one running), short enough to keep the file to a few minutes."""
     workspace_defaults_ensure(workspace=workspace)
-    ScenePreset.objects.filter(workspace=workspace).update(steps=10)
+    ScenePreset.objects.filter(workspace=workspace).update(steps=16)
     photo = upload_product_photo((320, 240))
 
     def make(count: int, *, first_seed: int = 0) -> list[int]:

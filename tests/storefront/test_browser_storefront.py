@@ -18,7 +18,7 @@ from fakeshop.testing import running_fake_shop
 from storefront.models import Export, ExportStatus, StorefrontConnection, StorefrontProduct
 from studio import reviews
 from studio.models import ReviewState
-from tests.studio.conftest import browser, page, sign_in  # noqa: F401 - fixtures
+from tests.studio.conftest import sign_in
 from tests.studio.test_reviews import assets  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser]
@@ -41,7 +41,7 @@ def shop(settings):
         yield fake
 
 
-def test_connect_import_approve_publish_and_see_it_in_the_shop(live_server, page, shop, assets, user):  # noqa: F811
+def test_connect_import_approve_publish_and_see_it_in_the_shop(live_server, page, shop, assets, user):  # noqa: F811 - assets
     # Connect through the form.
     sign_in(page, live_server.url, "brand@demo.vitrine", DEMO_PASSWORD)
     page.get_by_role("link", name="Storefronts").click()

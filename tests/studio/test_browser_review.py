@@ -9,7 +9,7 @@ import pytest
 
 from catalog.services import DEMO_PASSWORD
 from studio.models import Asset, AuditVerb, AuditEvent, Review, ReviewState
-from tests.studio.conftest import CHROMIUM_ARGS, merchant_uploads_a_product_photo, sign_in  # noqa: F401
+from tests.studio.conftest import merchant_uploads_a_product_photo, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
