@@ -238,7 +238,8 @@ def lora_add(*, kit: BrandKit, name: str, data: bytes | BinaryIO, weight: float 
         size = stream.seek(0, io.SEEK_END)
     if size > LORA_MAX_BYTES:
         raise ValidationError({"file": (
-            f"This file is {size / 1024**2:,.0f} MB; LoRA adapters up to {LORA_MAX_BYTES / 1024**2:,.0f} MB are accepted."
+            # Bytes, not rounded megabytes: "1,024 MB; up to 1,024 MB" for a byte over tells nobody anything.
+            f"This file is {size:,} bytes; the limit for a LoRA adapter is {LORA_MAX_BYTES:,} bytes ({LORA_MAX_BYTES / 1024**2:,.0f} MB)."
         )})
     slug = slugify(name)
     if not slug or len(slug) > 64:
@@ -265,8 +266,10 @@ def lora_add(*, kit: BrandKit, name: str, data: bytes | BinaryIO, weight: float 
 
 def _check_safetensors(stream: BinaryIO, size: int) -> None:
     # The format: an 8-byte little-endian header length, that many bytes of JSON naming each
-    # tensor's dtype, shape and [start, end) offsets, then the tensors' bytes, all of them
-    # covered. Checking the offsets refuses a truncated upload now, not on a GPU worker.
+    # tensor's dtype, shape and [start, end) offsets, then the tensors' bytes, packed end to
+    # end with no gap or overlap and all of them covered. Only the header is read (the weights
+    # are not loaded); the rules are the safetensors reader's own, so a file passed here loads
+    # on a GPU worker, and a truncated or damaged upload is refused now, not there.
     not_lora = ValidationError({"file": "This is not a LoRA adapter file (.safetensors)."})
     stream.seek(0)
     head = stream.read(8)
@@ -281,21 +284,54 @@ def _check_safetensors(stream: BinaryIO, size: int) -> None:
         raise not_lora from None
     if not isinstance(header, dict):
         raise not_lora
-    tensors = [t for key, t in header.items() if key != "__metadata__"]
-    ends = []
-    for tensor in tensors:
-        offsets = tensor.get("data_offsets") if isinstance(tensor, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) and o >= 0 for o in offsets) and offsets[0] <= offsets[1]):
+    metadata = header.get("__metadata__")
+    if not (metadata is None or isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
+        raise not_lora
+    spans = []
+    for key, tensor in header.items():
+        if key == "__metadata__":
+            continue
+        if not isinstance(tensor, dict):
             raise not_lora
-        ends.append(offsets[1])
-    if not tensors:
+        offsets, shape, itemsize = tensor.get("data_offsets"), tensor.get("shape"), _SAFETENSORS_DTYPES.get(tensor.get("dtype"))
+        if not (
+            isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets) and offsets[0] <= offsets[1]
+            and isinstance(shape, list) and all(_is_count(d) for d in shape) and itemsize is not None
+        ):
+            raise not_lora
+        if offsets[1] - offsets[0] != math.prod(shape) * itemsize:
+            raise ValidationError({"file": (
+                f"This .safetensors file is damaged: its header gives the tensor '{key[:80]}' {offsets[1] - offsets[0]:,} bytes"
+                f" where its shape needs {math.prod(shape) * itemsize:,}. Export the LoRA again."
+            )})
+        spans.append(offsets)
+    if not spans:
         raise ValidationError({"file": "This .safetensors file holds no weights."})
     held = size - 8 - header_len
-    if max(ends) != held:
+    spans.sort()
+    end = 0
+    for start, stop in spans:
+        if start != end:
+            raise ValidationError({"file": "This .safetensors file is damaged: its tensors overlap or leave gaps. Export the LoRA again."})
+        end = stop
+    if end != held:
         raise ValidationError({"file": (
-            f"This .safetensors file is incomplete or damaged: its header describes {max(ends):,} bytes of weights"
+            f"This .safetensors file is incomplete or damaged: its header describes {end:,} bytes of weights"
             f" and the file holds {held:,}. Upload it again."
         )})
+
+
+#: Bytes per element of each safetensors dtype a LoRA can hold (the format's whole-byte types).
+_SAFETENSORS_DTYPES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4,
+    "I64": 8, "U64": 8, "F64": 8,
+}
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def preset_create(*, workspace: Workspace, name: str, by: User | None = None, **fields) -> ScenePreset:

@@ -4,7 +4,7 @@ A drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOK
 operation it adds the error statuses the operation can answer, each with the one error format
 (catalog.api.errors), from what the view really does: its authenticators (401), its permissions
 (403), its path ids (404), its query parameters and body (400), the body cap of
-config.middleware (413), the parsers (415) and its throttles (429). Descriptions an operation
+config.middleware (413, and 411 for a chunked body a server cannot hand over), the parsers (415) and its throttles (429). Descriptions an operation
 gives itself (a 409 saying which rule, a 429 saying which limit) are kept; an error response
 declared without a body gets the error format. It also declares the `X-Vitrine-Workspace`
 header every workspace-scoped operation reads.
@@ -52,7 +52,8 @@ BAD_REQUEST = "The request is not valid: a query parameter, a header or a field 
 UNAUTHENTICATED = "No credentials, or the API token is unknown, expired or revoked (codes `not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`)."
 FORBIDDEN = "The caller does not belong to the workspace the request acts in (or to the one `X-Vitrine-Workspace` names), or the caller's role may not do this; the message says which."
 NOT_FOUND = "No row with that id in the caller's workspace (another workspace's rows answer the same), whether the id is in the path or the body, or a page past the last."
-TOO_LARGE = "The body is larger than the server accepts for this route (uploads: `VITRINE_UPLOAD_MAX_BYTES`; other requests: `VITRINE_REQUEST_MAX_BYTES`); nothing of it was kept (code `request_too_large`)."
+TOO_LARGE = "The body is larger than the server accepts for this route (uploads: `VITRINE_UPLOAD_MAX_BYTES`; LoRA adapters: 1 GiB; other requests: `VITRINE_REQUEST_MAX_BYTES`); nothing of it was kept (code `request_too_large`)."
+LENGTH_REQUIRED = "The body was sent chunked (no `Content-Length`) to a server that cannot hand such a body over whole; send it with a `Content-Length` header (code `length_required`)."
 UNSUPPORTED = "The body's Content-Type is not one this operation reads (see the request body's content types)."
 THROTTLED = "Too many requests from this address or account; the message says when to try again."
 
@@ -84,6 +85,7 @@ def _error_statuses(view, operation: dict) -> dict[int, str]:
     if any(p.get("in") == "path" for p in parameters) or paged or (has_body and workspace_scoped):
         statuses[404] = NOT_FOUND
     if has_body:
+        statuses[411] = LENGTH_REQUIRED
         statuses[413] = TOO_LARGE
         statuses[415] = UNSUPPORTED
     if view.get_throttles():

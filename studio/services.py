@@ -214,10 +214,15 @@ def _mask_header_check(mask: File, *, size: tuple[int, int]) -> None:
         raise UploadRejected(f"The mask is {declared[0]}×{declared[1]} px; {expected}", "invalid_mask")
 
 
-def cutout_touch_up_request(*, photo: ProductPhoto, base: Cutout | None, mask: File, user: User | None) -> PhotoJob:
+def cutout_touch_up_request(
+    *, photo: ProductPhoto, base: Cutout | None, mask: File, user: User | None,
+    snap_edges: bool = False, holes: str | None = None,
+) -> PhotoJob:
     """Queue a touch-up (cpu queue): `mask` (a PNG of the photo's size, white = product)
     becomes the lock region of the photo's next cutout revision, made from `base` (default:
-    the newest revision).
+    the newest revision); with `snap_edges` the brushed pixels are first trimmed to the
+    product's edges, and `holes` ("fill" / "open") then fills or opens the mask's holes
+    (`generation.segmentation.touch_up.touch_up`).
 
     Only cheap checks happen here (size cap, PNG signature, the header's width × height, the
     base belongs to the photo); the worker decodes the mask and fails the job with a reason if
@@ -239,7 +244,7 @@ def cutout_touch_up_request(*, photo: ProductPhoto, base: Cutout | None, mask: F
     try:
         job = job_enqueue(
             photo=photo, kind=JobKind.TOUCH_UP, task=cutout_touch_up_task,
-            params={"base": base.pk, "mask": stored, "user": user.pk if user else None},
+            params={"base": base.pk, "mask": stored, "user": user.pk if user else None, "snap_edges": snap_edges, "holes": holes},
         )
     except BaseException:
         delete_files([stored])

@@ -101,7 +101,10 @@ def cutout_touch_up(*, job: PhotoJob, progress: Callable[..., None]) -> Cutout:
         raise JobFailed(exc.message) from None
     del data  # up to 20 MB of PNG, not needed while the arrays below are alive
     progress(25, "Applying your touch-up")
-    result = touch_up(previous=cutout_result(base), image=photo_rgb(photo), mask=mask)
+    result = touch_up(
+        previous=cutout_result(base), image=photo_rgb(photo), mask=mask,
+        snap_edges=bool(params.get("snap_edges")), holes=params.get("holes"),  # absent in jobs queued before
+    )
     progress(60, "Saving the new revision")
     user = User.objects.filter(pk=params["user"]).first() if params.get("user") else None
     cutout = _cutout_store(photo=photo, result=result, source=CutoutSource.TOUCH_UP, parent=base, user=user)

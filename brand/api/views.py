@@ -160,7 +160,7 @@ class BrandKitViewSet(_Versioned):
 
     @extend_schema(
         summary="Attach a LoRA adapter",
-        description=f"Upload a .safetensors LoRA (multipart; at most {services.LORA_MAX_BYTES // 1024**2} MB). Its header and tensor offsets are checked; bumps the kit's version. LoRAs apply to the diffusion models only (backdrop-mini skips them).",
+        description=f"Upload a .safetensors LoRA (multipart; at most {services.LORA_MAX_BYTES // 1024**2} MB). The upload is streamed to disk; its header is checked (each tensor's dtype, shape and offsets, packed end to end, as the safetensors reader requires) without loading the weights, and a refused file leaves nothing stored. Bumps the kit's version. LoRAs apply to the diffusion models only (backdrop-mini skips them).",
         request={"multipart/form-data": LoraUploadSerializer}, responses={201: BrandKitSerializer},
     )
     @action(detail=True, methods=["post"])

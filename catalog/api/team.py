@@ -28,7 +28,7 @@ from .team_serializers import (
     WorkspaceSerializer,
     WorkspaceUpdateSerializer,
 )
-from .views import TokenThrottle, WorkspaceScoped
+from .views import TokenThrottle, WorkspaceScoped, refuse_if_locked_out
 
 
 class InvitationUnusable(APIException):
@@ -221,7 +221,9 @@ class InvitationAcceptView(APIView):
                         "`invitation_revoked`, `invitation_expired`); it is for another account "
                         "(`invitation_other_account`); an account exists and no or a wrong password was given "
                         "(`sign_in_required`, `invalid`); or the new password is too weak (`invalid`, in `fields.password`)."),
-            429: _error("Too many attempts from this address; wait a minute."),
+            429: _error("Too many attempts from this address (wait a minute), or too many wrong passwords for the "
+                        "invited account from this address (code `locked_out`, the same lockout as signing in): the message "
+                        "says when to try again, `Retry-After` gives the seconds."),
         },
         summary="Accept an invitation",
         description="For an address without an account, `password` creates the account. For an existing account, "
@@ -240,6 +242,7 @@ class InvitationAcceptView(APIView):
         user = request.user if request.user.is_authenticated else None
         if user is None and password and selectors.account_exists(email=invitation.email):
             user = authenticate(request, email=invitation.email, password=password)
+            refuse_if_locked_out(request)
             if user is None:
                 raise ValidationError({"password": [f"That is not the password of the account {invitation.email}."]})
         try:

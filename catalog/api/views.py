@@ -56,6 +56,16 @@ class SignInLocked(APIException):
     default_code = "locked_out"
 
 
+def refuse_if_locked_out(request) -> None:
+    """After `authenticate(request, ...)`: raise SignInLocked (429, the lockout's words and
+    Retry-After) when django-axes marked this attempt locked out, on this failure or an earlier one."""
+    if getattr(request, "axes_locked_out", False):
+        until = lockout.lockout_until(request, getattr(request, "axes_credentials", None))
+        locked = SignInLocked(lockout.lockout_message(until))
+        locked.wait = max(1, math.ceil((until - timezone.now()).total_seconds()))  # DRF sends it as Retry-After
+        raise locked
+
+
 class AuthTokenView(APIView):
     """Exchange email + password for a new API token named "API login"."""
 
@@ -86,11 +96,7 @@ class AuthTokenView(APIView):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = authenticate(request, email=data.validated_data["email"].lower(), password=data.validated_data["password"])
-        if getattr(request, "axes_locked_out", False):  # set by django-axes, on this failure or an earlier one
-            until = lockout.lockout_until(request, getattr(request, "axes_credentials", None))
-            locked = SignInLocked(lockout.lockout_message(until))
-            locked.wait = max(1, math.ceil((until - timezone.now()).total_seconds()))  # DRF sends it as Retry-After
-            raise locked
+        refuse_if_locked_out(request)
         if user is None or not user.is_active:
             raise ValidationError("That email and password do not match an account.", code="invalid_credentials")
         membership = selectors.membership_for(user=user, workspace_slug=request.META.get(WORKSPACE_HEADER))

@@ -174,10 +174,10 @@ VITRINE_UPLOAD_MAX_ICC_BYTES = env.int("VITRINE_UPLOAD_MAX_ICC_BYTES", default=1
 VITRINE_UPLOAD_MAX_METADATA_BYTES = env.int("VITRINE_UPLOAD_MAX_METADATA_BYTES", default=1024 * 1024)
 VITRINE_WORKING_MAX_SIDE = env.int("VITRINE_WORKING_MAX_SIDE", default=4096)
 VITRINE_THUMBNAIL_SIDE = env.int("VITRINE_THUMBNAIL_SIDE", default=512)
-# Segmentation: "graphcut" (no weights; "studio" is a deprecated alias) or "rembg:<model>" with
-# weights under VITRINE_REMBG_HOME
+# Segmentation: "auto" (best rembg model installed under VITRINE_REMBG_HOME, else graphcut),
+# "graphcut" (no weights; "studio" is a deprecated alias) or "rembg:<model>" with weights under VITRINE_REMBG_HOME
 # (rembg's U2NET_HOME layout; `manage.py models pull NAME` fills it where the machine is online).
-VITRINE_SEGMENTER = env("VITRINE_SEGMENTER", default="graphcut")
+VITRINE_SEGMENTER = env("VITRINE_SEGMENTER", default="auto")
 #: Where people reach this Vitrine, for links in emails.
 VITRINE_BASE_URL = env("VITRINE_BASE_URL", default="http://127.0.0.1:8000")
 VITRINE_REMBG_HOME = env("VITRINE_REMBG_HOME", default=env("U2NET_HOME", default=str(VAR_DIR / "models" / "rembg")))

@@ -113,6 +113,8 @@ NOTE_TEXT = {
     "background-above": "the cutout reaches the top of the photo, so the background may be included above the product",
     "second-region": "a second region far from the product was kept; it may be background (a light, a shadow or a reflection)",
     "spans-frame": "the cutout spans the whole width of the photo, so a wall or table edge may be included",
+    "leaves-frame": "the cutout runs off two or more edges of the photo, so the backdrop or the table may be included",
+    "unstable": "the outline changed when the photo was looked at a little differently, so it is a guess in places",
 }
 
 

@@ -93,9 +93,19 @@ class RembgSegmenter:
         matte = session.predict(Image.fromarray(full))[0]
         alpha = np.asarray(matte.convert("L"), np.float32) / 255.0
         foreground = _decontaminate_edges(full, alpha)
+        # The same shape doubts as graphcut's: a model can take a wall, a light or a table
+        # edge for the salient object too. (No model's confidence is measured here: no
+        # weights ship with Vitrine.)
+        from generation.segmentation.graphcut import _shape_doubts, _sides_touched
+
+        hard = alpha >= 0.5
+        notes = list(_shape_doubts(hard)) if hard.any() else []
+        if hard.any() and _sides_touched(hard) >= 2:
+            notes.append("leaves-frame")
         return result_from_alpha(
             image=full, alpha=alpha, foreground=foreground,
             edge_confidence=_edge_confidence(alpha), backend=self.name, version=self.version,
+            notes=tuple(notes),
         )
 
 

@@ -31,6 +31,10 @@ class CutoutRevisionSerializer(serializers.Serializer):
     photo = serializers.IntegerField()
     mask = serializers.FileField(help_text="PNG of the photo's size, at most 20 MB: white = product (locked), black = background.")
     base = serializers.IntegerField(required=False, help_text="Cutout revision id to edit; default the photo's newest.")
+    snap_edges = serializers.BooleanField(default=False, help_text="Trim the brushed pixels to the product's edges (a graph cut seeded by the pixels left alone).")
+    holes = serializers.ChoiceField(choices=["fill", "open"], required=False, allow_null=True, default=None,
+        error_messages={"invalid_choice": "Choose 'fill' or 'open' for holes, or leave it out."},
+        help_text="Then 'fill' the holes enclosed by the product, or 'open' the enclosed regions that look like the backdrop.")
 
 
 class CutoutResetSerializer(serializers.Serializer):
@@ -38,7 +42,7 @@ class CutoutResetSerializer(serializers.Serializer):
 
 
 class SegmentRequestSerializer(serializers.Serializer):
-    segmenter = serializers.CharField(required=False, help_text="'graphcut' or 'rembg:<model>' ('studio': deprecated name of 'graphcut'); default from settings.")
+    segmenter = serializers.CharField(required=False, help_text="'auto' (the best rembg model installed, else 'graphcut'), 'graphcut' or 'rembg:<model>' ('studio': deprecated name of 'graphcut'); default from settings.")
 
 
 class GenerationJobSerializer(serializers.ModelSerializer):

@@ -123,7 +123,10 @@ class CutoutViewSet(WorkspaceScoped, mixins.ListModelMixin, mixins.RetrieveModel
         photo = catalog_selectors.photo_get(workspace=request.workspace, photo_id=data.validated_data["photo"])
         base = selectors.cutout_get(workspace=request.workspace, cutout_id=data.validated_data["base"]) if "base" in data.validated_data else None
         try:
-            job = services.cutout_touch_up_request(photo=photo, base=base, mask=data.validated_data["mask"], user=request.user)
+            job = services.cutout_touch_up_request(
+                photo=photo, base=base, mask=data.validated_data["mask"], user=request.user,
+                snap_edges=data.validated_data["snap_edges"], holes=data.validated_data["holes"],
+            )
         except services.TouchUpInProgress as exc:
             raise Conflict(exc.message, code="touch_up_running") from None
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

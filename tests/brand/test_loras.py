@@ -82,7 +82,7 @@ def test_a_file_over_the_cap_is_refused_with_its_size(api, manager, monkeypatch,
     response = upload(api, kit, safetensors_bytes(floats=1024 * 1024))  # 4 MB of weights
 
     assert response.status_code == 400
-    assert response.json()["error"]["fields"] == {"file": ["This file is 4 MB; LoRA adapters up to 2 MB are accepted."]}
+    assert response.json()["error"]["fields"] == {"file": ["This file is 4,194,440 bytes; the limit for a LoRA adapter is 2,097,152 bytes (2 MB)."]}
     assert not LoraAdapter.objects.exists()
     assert [name for name in stored_files() if "loras" in name] == []
 
@@ -102,7 +102,7 @@ def test_the_cap_is_checked_from_the_size_before_reading(manager):
     with pytest.raises(ValidationError) as info:
         services.lora_add(kit=kit, name="huge", data=Unreadable())
 
-    assert info.value.message_dict == {"file": ["This file is 5,120 MB; LoRA adapters up to 1,024 MB are accepted."]}
+    assert info.value.message_dict == {"file": ["This file is 5,368,709,120 bytes; the limit for a LoRA adapter is 1,073,741,824 bytes (1,024 MB)."]}
 
 
 class CountingFile(io.BytesIO):

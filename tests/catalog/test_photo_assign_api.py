@@ -132,6 +132,6 @@ def test_the_schema_describes_the_bulk_move(api):
     operation = schema["paths"]["/api/v1/photos/assign/"]["post"]
     assert operation["summary"] == "Move many photos to a product"
     assert "either every photo moves or none does" in operation["description"]
-    assert sorted(operation["responses"]) == ["200", "400", "401", "403", "404", "413", "415"]
+    assert sorted(operation["responses"]) == ["200", "400", "401", "403", "404", "411", "413", "415"]
     request = schema["components"]["schemas"][operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]]
     assert sorted(request["required"]) == ["photos", "product"]

@@ -178,3 +178,74 @@ def test_every_known_model_names_its_pull_command() -> None:
     )
     assert all(m.filename == f"{m.name}.onnx" for m in models_store.REMBG_MODELS.values())
     assert all(m.checksum.split(":")[0] in {"md5", "sha256"} for m in models_store.REMBG_MODELS.values())
+
+
+# `auto`: the best rembg model installed, else graphcut ----------------------------------------
+
+
+def test_auto_runs_the_installed_rembg_model(model_home: Path) -> None:
+    from generation.segmentation import resolve_auto
+
+    assert resolve_auto(model_home).name == "rembg:u2net"
+    yy, xx = np.mgrid[0:320, 0:320]
+    disc = (xx - 150) ** 2 + (yy - 170) ** 2 < 90**2
+    image = np.zeros((320, 320, 3), np.uint8)
+    image[disc] = (255, 0, 0)
+
+    segmenter = get_segmenter("auto", model_dir=model_home)
+    result = segmenter.segment(image)
+
+    assert (segmenter.name, result.backend) == ("rembg:u2net", "rembg:u2net")
+    assert np.array_equal(result.alpha, disc.astype(np.float32))  # the model's output, not graphcut's
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (["u2netp", "u2net"], "rembg:u2net"),
+        (["u2net", "isnet-general-use"], "rembg:isnet-general-use"),
+        (["isnet-general-use", "birefnet-general-lite", "u2net"], "rembg:birefnet-general-lite"),
+        (["birefnet-general-lite", "birefnet-general"], "rembg:birefnet-general"),
+        # Special-purpose and non-commercial models are used only when named.
+        (["birefnet-portrait", "isnet-anime", "bria-rmbg", "u2net_human_seg"], "graphcut"),
+    ],
+)
+def test_auto_prefers_birefnet_then_isnet_then_u2net(tmp_path: Path, files, expected) -> None:
+    from generation.segmentation import resolve_auto
+
+    for name in files:
+        path = models_store.expected_path(name, tmp_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"weights")
+
+    assert resolve_auto(tmp_path).name == expected
+
+
+def test_auto_is_graphcut_without_weights_or_without_rembg(
+    tmp_path: Path, model_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from generation.segmentation import resolve_auto
+
+    empty = resolve_auto(tmp_path)
+    assert empty.name == "graphcut" and "no general rembg model" in empty.reason
+    monkeypatch.delenv("U2NET_HOME", raising=False)
+    assert resolve_auto(None).name == "graphcut"
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "rembg" else real_find_spec(name, *a))
+    no_package = resolve_auto(model_home)
+    assert no_package.name == "graphcut" and "the rembg package is not" in no_package.reason
+    assert get_segmenter("auto", model_dir=model_home).name == "graphcut"
+
+
+def test_a_model_output_spanning_the_frame_is_not_confident(model_home: Path) -> None:
+    # The tiny model calls every red pixel product: a red band across the frame (a table edge).
+    image = np.zeros((320, 320, 3), np.uint8)
+    image[150:200, :] = (255, 0, 0)
+
+    result = get_segmenter("rembg:u2net", model_dir=model_home).segment(image)
+
+    assert result.confident is False
+    assert "spans-frame" in result.notes and "leaves-frame" in result.notes

@@ -285,12 +285,16 @@ def test_white_box_meeting_a_shadow_of_its_own_tone_is_found_and_flagged(graphcu
     result = graphcut.segment(photo)
 
     assert _iou(result, alpha) >= 0.99
-    assert result.notes == ("open-outline",)
+    # The closed outline is a guess, so a coarser re-run may also disagree with it.
+    assert result.notes[0] == "open-outline" and set(result.notes) <= {"open-outline", "unstable"}
     assert result.confident is False
 
 
-def test_graphcut_is_the_default_segmenter() -> None:
-    assert (DEFAULT_SEGMENTER, type(get_segmenter()).__name__) == ("graphcut", "GraphCutSegmenter")
+def test_auto_is_the_default_and_is_graphcut_without_rembg_weights(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("U2NET_HOME", raising=False)
+    assert (DEFAULT_SEGMENTER, type(get_segmenter()).__name__) == ("auto", "GraphCutSegmenter")
+    # An empty model folder: still graphcut.
+    assert type(get_segmenter("auto", model_dir=tmp_path)).__name__ == "GraphCutSegmenter"
 
 
 def test_studio_is_a_deprecated_alias_of_graphcut() -> None:
@@ -305,7 +309,7 @@ def test_studio_is_a_deprecated_alias_of_graphcut() -> None:
 
 @pytest.mark.parametrize("name", ["studio-1.0", "Studio", "graph-cut", "rembg:"])
 def test_names_that_are_not_segmenters_are_refused(name: str) -> None:
-    with pytest.raises(ValueError, match="Use 'graphcut' or 'rembg:<model>'"):
+    with pytest.raises(ValueError, match="Use 'auto', 'graphcut' or 'rembg:<model>'"):
         check_segmenter_name(name)
 
 
@@ -352,3 +356,77 @@ def test_shape_doubts_name_a_mask_reaching_the_top_a_far_second_region_and_a_hor
     horizon = mask.copy()
     horizon[100:120, :] = True
     assert "spans-frame" in _shape_doubts(horizon)
+
+
+# the confident flag: determinism, stability, edge support, leaving the frame -----------------
+
+
+def _bench_case(name: str, size=(600, 800), seed: int = 0):
+    """A photo and true alpha from the bench's synthetic sets (bench/segmentation.py)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench = sys.modules.get("bench_segmentation")
+    if bench is None:
+        path = Path(__file__).resolve().parents[2] / "bench" / "segmentation.py"
+        spec = importlib.util.spec_from_file_location("bench_segmentation", path)
+        bench = importlib.util.module_from_spec(spec)
+        sys.modules["bench_segmentation"] = bench  # its dataclasses look their module up
+        spec.loader.exec_module(bench)
+    case = next(c for c in bench.CASES + bench.HELDOUT_CASES + bench.STUDIO_CASES if c.name == name)
+    return bench.make_case(case, size, seed=seed)
+
+
+def test_the_same_photo_always_gives_the_same_cutout(graphcut) -> None:
+    photo, _ = _bench_case("mug-coins-glossy")
+    first = graphcut.segment(photo)
+    # Something else uses OpenCV's random generator in between (as another job would).
+    cv2.randu(np.zeros((8, 8), np.float32), 0.0, 1.0)
+    second = graphcut.segment(photo)
+
+    assert np.array_equal(first.alpha, second.alpha)
+    assert (first.confident, first.notes) == (second.confident, second.notes)
+
+
+def test_a_cutout_that_moves_when_cut_again_is_unstable_and_not_confident(graphcut) -> None:
+    from generation.segmentation.graphcut import STABLE_IOU, _mask_iou
+
+    photo, alpha = _bench_case("box-chelsea-wall-table", size=(900, 1200))
+    result = graphcut.segment(photo)
+    working = graphcut._working_mask(photo, graphcut.work_pixels, 0.03)[6]
+
+    assert _mask_iou(working, graphcut._perturbed_mask(photo)) < STABLE_IOU
+    assert _iou(result, alpha) < 0.9
+    assert "unstable" in result.notes and result.confident is False
+    # The check is its own signal: without it the note goes, the faint outline's stays.
+    unchecked = GraphCutSegmenter(check_stability=False).segment(photo)
+    assert "unstable" not in unchecked.notes and "weak-edges" in unchecked.notes
+
+
+def test_a_reflection_on_a_glossy_floor_is_flagged_by_its_weak_edges(graphcut) -> None:
+    photo, alpha = _bench_case("bottle-coffee-glossy")
+    result = graphcut.segment(photo)
+
+    assert _iou(result, alpha) < 0.95
+    assert result.edge_confidence < 0.96
+    assert result.notes == ("weak-edges",) and result.confident is False
+
+
+@pytest.mark.parametrize("name", ["tube-brick-red-paper", "box-page-black-velvet", "mug-rocket-gradient"])
+def test_clean_cutouts_on_studio_setups_stay_confident(graphcut, name: str) -> None:
+    photo, alpha = _bench_case(name)
+    result = graphcut.segment(photo)
+
+    assert _iou(result, alpha) >= 0.98
+    assert result.confident is True and result.notes == ()
+
+
+def test_a_mask_running_off_two_sides_of_the_frame_is_counted():
+    from generation.segmentation.graphcut import _sides_touched
+
+    mask = np.zeros((200, 300), bool)
+    mask[80:200, 100:200] = True  # a product cropped at the bottom: one side
+    assert _sides_touched(mask) == 1
+    mask[120:160, :] = True  # and a table edge across the frame: left and right as well
+    assert _sides_touched(mask) == 3

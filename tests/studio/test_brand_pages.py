@@ -317,7 +317,7 @@ def test_a_lora_is_uploaded_from_the_page(signed_in, kit):
     ("data", "message"),
     [
         (b"definitely not weights", "This is not a LoRA adapter file (.safetensors)."),
-        (safetensors_bytes(floats=1024 * 1024), "This file is 4 MB; LoRA adapters up to 1 MB are accepted."),
+        (safetensors_bytes(floats=1024 * 1024), "This file is 4,194,440 bytes; the limit for a LoRA adapter is 1,048,576 bytes (1 MB)."),
     ],
 )
 def test_a_bad_or_too_large_lora_is_refused_on_the_page(signed_in, kit, monkeypatch, settings, data, message):

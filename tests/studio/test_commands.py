@@ -153,3 +153,27 @@ def test_models_pull_reports_an_offline_machine(settings, tmp_path, monkeypatch)
     with pytest.raises(CommandError, match="could not download u2netp: .*Is this machine online"):
         call_command("models", "pull", "u2netp", stdout=io.StringIO())
     assert list(tmp_path.rglob("*.onnx")) == []
+
+
+def test_models_list_says_what_auto_resolves_to(settings, tmp_path):
+    settings.VITRINE_REMBG_HOME = str(tmp_path)
+    settings.VITRINE_SEGMENTER = "auto"
+
+    stdout = io.StringIO()
+    call_command("models", "list", stdout=stdout)
+    assert "Segmenter `auto` resolves to graphcut: no general rembg model" in stdout.getvalue()
+    assert "Segmenter in use (VITRINE_SEGMENTER=auto): graphcut" in stdout.getvalue()
+
+    for name in ("u2net", "isnet-general-use"):
+        target = models_store.expected_path(name, tmp_path)
+        target.parent.mkdir(parents=True)
+        target.write_bytes(b"weights")
+    stdout = io.StringIO()
+    call_command("models", "list", stdout=stdout)
+    assert f"Segmenter `auto` resolves to rembg:isnet-general-use: the best installed rembg model in {tmp_path}" in stdout.getvalue()
+    assert "Segmenter in use (VITRINE_SEGMENTER=auto): rembg:isnet-general-use" in stdout.getvalue()
+
+    settings.VITRINE_SEGMENTER = "graphcut"
+    stdout = io.StringIO()
+    call_command("models", "list", stdout=stdout)
+    assert "Segmenter in use (VITRINE_SEGMENTER=graphcut): graphcut" in stdout.getvalue()

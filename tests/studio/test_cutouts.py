@@ -109,7 +109,7 @@ def test_a_touch_up_is_accepted_with_its_job_and_nothing_changes_until_the_job_r
     body = response.json()
     job = PhotoJob.objects.get(pk=body["id"])
     assert (body["kind"], body["status"], body["progress"], body["photo"]) == ("touch_up", "queued", 0, photo.pk)
-    assert job.params == {"base": base.pk, "mask": job.params["mask"], "user": user.pk}
+    assert job.params == {"base": base.pk, "mask": job.params["mask"], "user": user.pk, "snap_edges": False, "holes": None}
     folder = photo_dir(workspace_id=photo.workspace_id, sha256=photo.original_sha256)
     assert job.params["mask"].startswith(f"{folder}/touch-ups/")
     assert stored_files() == sorted([*files_before, job.params["mask"]])
@@ -315,7 +315,7 @@ def test_segment_again_with_an_unknown_backend_is_refused(api, photo):
     response = api.post(f"/api/v1/photos/{photo.pk}/segment/", {"segmenter": "magic"}, format="json")
 
     assert response.status_code == 400
-    assert response.json()["error"]["message"] == "Unknown segmenter 'magic'. Use 'graphcut' or 'rembg:<model>'."
+    assert response.json()["error"]["message"] == "Unknown segmenter 'magic'. Use 'auto', 'graphcut' or 'rembg:<model>'."
 
 
 def test_segment_again_queues_a_cutout_job(api, photo, django_capture_on_commit_callbacks):
@@ -457,3 +457,51 @@ def test_an_opaque_rgba_png_is_segmented_as_usual(workspace, django_capture_on_c
         photo = studio_services.photo_add(workspace=workspace, file=SimpleUploadedFile("opaque.png", buffer.getvalue())).photo
 
     assert Cutout.objects.get(photo=photo).backend == "graphcut"
+
+
+# Touch-up options: snapping to edges and filling holes travel to the job ----------------------
+
+
+def test_a_touch_up_with_fill_holes_makes_a_revision_without_the_hole(api, photo, django_capture_on_commit_callbacks):
+    base_mask = cutout_result(Cutout.objects.get(photo=photo)).mask
+    holed = base_mask.copy()
+    holed[80:100, 110:130] = False  # a hole inside the box (x 80..160, y 45..135)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post_mask(api, photo, png(holed), holes="fill", snap_edges="false")
+
+    job = PhotoJob.objects.get(pk=response.json()["id"])
+    assert (job.status, job.params["holes"], job.params["snap_edges"]) == (JobStatus.SUCCEEDED, "fill", False)
+    revised = cutout_result(Cutout.objects.get(photo=photo, revision=2))
+    assert revised.mask[80:100, 110:130].all()
+    assert np.array_equal(revised.mask, base_mask | holed)
+
+
+def test_a_touch_up_with_snapping_trims_a_stroke_past_the_edge(api, photo, django_capture_on_commit_callbacks):
+    base_mask = cutout_result(Cutout.objects.get(photo=photo)).mask
+    missing = base_mask.copy()
+    missing[:, 135:] = False  # a revision that lost the box's right 25 columns (its edge is x = 160)
+    with django_capture_on_commit_callbacks(execute=True):
+        _post_mask(api, photo, png(missing))
+    brushed = missing.copy()
+    brushed[60:120, 130:175] = True  # adds them back, running 15 px onto the backdrop
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post_mask(api, photo, png(brushed), snap_edges="true")
+
+    assert PhotoJob.objects.get(pk=response.json()["id"]).params["snap_edges"] is True
+    revised = cutout_result(Cutout.objects.get(photo=photo, revision=3)).mask
+    assert revised[60:120, 130:158].all()
+    assert not revised[60:120, 163:175].any()
+    assert np.array_equal(revised[:, :130], missing[:, :130])
+
+
+def test_a_touch_up_with_an_unknown_hole_action_is_refused_and_nothing_is_stored(api, photo):
+    files_before = stored_files()
+
+    response = _post_mask(api, photo, png(np.zeros((H, W), bool)), holes="close")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"holes": ["Choose 'fill' or 'open' for holes, or leave it out."]}
+    assert stored_files() == files_before
+    assert _touch_up_jobs(photo) == []

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from generation import models_store, registry
+from generation.segmentation import resolve_auto
 
 
 class Command(BaseCommand):
@@ -31,6 +32,11 @@ class Command(BaseCommand):
         for name, model in models_store.REMBG_MODELS.items():
             state = f"installed  {installed[name]}" if name in installed else f"missing    → {model.pull_command}"
             self.stdout.write(f"  rembg:{name:<24} {state}")
+        choice = resolve_auto(home)
+        configured = settings.VITRINE_SEGMENTER
+        self.stdout.write(f"Segmenter `auto` resolves to {choice.name}: {choice.reason}.")
+        in_use = choice.name if configured == "auto" else configured
+        self.stdout.write(f"Segmenter in use (VITRINE_SEGMENTER={configured}): {in_use}")
         self.stdout.write(f"Scene models in {registry.models_dir()}:")
         for name, spec in registry.MODELS.items():
             state = "installed" if spec.path.is_dir() else f"missing    → python manage.py models pull {name}"

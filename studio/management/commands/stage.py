@@ -1,3 +1,4 @@
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
         parser.add_argument("--out", required=True, type=Path, metavar="DIR")
-        parser.add_argument("--segmenter", default=None, help="graphcut (default: VITRINE_SEGMENTER) or rembg:<model>; studio is a deprecated alias of graphcut")
+        parser.add_argument("--segmenter", default=None, help="auto, graphcut or rembg:<model> (default: VITRINE_SEGMENTER); studio is a deprecated alias of graphcut")
         parser.add_argument(
             "--model", default="backdrop-mini",
             help=f"scene model: {', '.join(MODELS)}, or 'none' for a plain backdrop from the lock compositor",
@@ -69,6 +70,8 @@ class Command(BaseCommand):
             segmenter = get_segmenter(options.segmenter, model_dir=settings.VITRINE_REMBG_HOME)
         except (SegmentationError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
+        # The report names the segmenter that ran ("auto" resolves to one).
+        options = dataclasses.replace(options, segmenter=segmenter.name)
 
         failures = 0
         bar = tqdm(opts["photos"], unit="photo", disable=not sys.stderr.isatty(), file=sys.stderr)
