@@ -18,6 +18,7 @@ from safetensors.numpy import save as safetensors_save
 
 from brand import services
 from brand.models import BrandKit, LoraAdapter
+from tests.brand.test_loras import assert_refused_and_nothing_kept
 from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db
@@ -74,16 +75,7 @@ F32_2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
     ids=["shape-size", "overlap", "gap", "unknown-dtype", "bool-dimension", "metadata-not-text", "trailing-bytes"],
 )
 def test_a_header_the_safetensors_reader_would_refuse_is_refused_and_nothing_is_kept(api, manager, data, message):
-    kit = BrandKit.objects.get(workspace=manager.workspace)
-
-    response = upload(api, kit, data)
-
-    assert response.status_code == 400
-    assert response.json()["error"]["fields"] == {"file": [message]}
-    assert not LoraAdapter.objects.exists()
-    assert [name for name in stored_files() if "loras" in name] == []
-    kit.refresh_from_db()
-    assert kit.version == 1
+    assert_refused_and_nothing_kept(api, manager, data, message)
 
 
 def test_a_large_upload_is_spooled_to_disk_and_only_read_in_pieces(api, manager, monkeypatch):

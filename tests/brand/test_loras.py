@@ -61,6 +61,11 @@ def test_a_lora_is_stored_hashed_and_recorded_in_a_new_version(api, manager):
     ],
 )
 def test_a_file_that_is_not_a_whole_lora_is_refused_and_nothing_is_kept(api, manager, data, message):
+    assert_refused_and_nothing_kept(api, manager, data, message)
+
+
+def assert_refused_and_nothing_kept(api, manager, data: bytes, message: str) -> None:
+    """The upload answers 400 with `message` on the file field; no row, no file, no new kit version."""
     kit = BrandKit.objects.get(workspace=manager.workspace)
 
     response = upload(api, kit, data)
