@@ -202,7 +202,7 @@ def _kit_version_bump(*, kit: BrandKit, by: User | None, **changes) -> BrandKit:
 
 
 def brand_kit_logo_set(*, kit: BrandKit, file: BinaryIO, by: User | None = None) -> BrandKit:
-    """Store a logo for the kit (JPEG, PNG or WebP; checked and fully decoded like a photo;
+    """Store a logo for the kit (JPEG, PNG, WebP, HEIC or AVIF; checked and fully decoded like a photo;
     kept as an upright PNG of at most LOGO_SIDE px); bumps the kit's version. The palette is
     not changed: `brand.selectors.brand_kit_logo_palette` proposes colours from it."""
     size = getattr(file, "size", None)

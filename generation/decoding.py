@@ -89,6 +89,11 @@ def _exact(size: int) -> str:
     return f"{size:,} byte" if size == 1 else f"{size:,} bytes"
 
 
+def too_large_text(size_bytes: int, max_bytes: int, *, what: str = "This file") -> str:
+    """'This file is 52,428,801 bytes; the limit is 52,428,800 bytes (50 MB).'"""
+    return f"{what} is {_exact(size_bytes)}; the limit is {_exact(max_bytes)} ({_megabytes(max_bytes)} MB)."
+
+
 def _declared_pixels(exc: Exception) -> int | None:
     match = re.search(r"\((\d+) pixels\)", str(exc))
     return int(match.group(1)) if match else None
@@ -212,7 +217,7 @@ def image_header_check(
         raise UploadRejected("This file is empty (0 bytes).", "empty_file")
     if size_bytes > max_bytes:
         raise UploadRejected(
-            f"This file is {_exact(size_bytes)}; the limit is {_exact(max_bytes)} ({_megabytes(max_bytes)} MB).", "file_too_large"
+            too_large_text(size_bytes, max_bytes), "file_too_large"
         )
     stream.seek(0)
     head = stream.read(64)  # HEIF/AVIF: the ftyp box's compatible brands too

@@ -96,7 +96,7 @@ class BrandKitForm(forms.Form):
 
 
 class LogoForm(forms.Form):
-    file = forms.FileField(label="Logo image", help_text="JPEG, PNG or WebP. Its main colours are proposed as the palette.")
+    file = forms.FileField(label="Logo image", help_text="JPEG, PNG, WebP, HEIC or AVIF. Its main colours are proposed as the palette.")
 
 
 class LoraForm(forms.Form):

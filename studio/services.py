@@ -25,7 +25,7 @@ from catalog.jobs import ACTIVE_JOB_STATUSES, JobStatus, job_cancel
 from catalog.models import JobKind, PhotoJob, Product, ProductPhoto, User, Workspace
 from catalog.services import PhotoUploadResult, job_enqueue, photo_delete, photo_upload
 from generation.compose import AS_PHOTO
-from generation.decoding import UploadRejected
+from generation.decoding import UploadRejected, too_large_text
 from generation.preflight import CHANNELS
 from generation.prompts import BannedTerm, build_prompts
 from generation.registry import get_model
@@ -236,7 +236,7 @@ def cutout_touch_up_request(
     elif base.photo_id != photo.pk:
         raise UploadRejected("That cutout revision belongs to another photo.", "invalid_base")
     if mask.size > TOUCH_UP_MAX_BYTES:
-        raise UploadRejected("The mask file is larger than 20 MB.", "invalid_mask")
+        raise UploadRejected(too_large_text(mask.size, TOUCH_UP_MAX_BYTES, what="The mask file"), "invalid_mask")
     _mask_header_check(mask, size=(photo.width, photo.height))
 
     directory = photo_dir(workspace_id=photo.workspace_id, sha256=photo.original_sha256)

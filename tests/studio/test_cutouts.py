@@ -172,7 +172,7 @@ def test_a_damaged_png_fails_the_job_with_its_reason_and_leaves_no_revision_and_
         (lambda: SimpleUploadedFile("mask.png", b"not a png at all"), "The mask must be a PNG image (white = product, black = background)."),
         (lambda: SimpleUploadedFile("mask.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40), "The mask must be a PNG image (white = product, black = background)."),
         (lambda: SimpleUploadedFile("mask.png", png_declaring(100_000, 100_000)), f"The mask has far more pixels than the photo; it must match the photo's {W}×{H} px."),
-        (lambda: SimpleUploadedFile("mask.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (20 * 1024 * 1024)), "The mask file is larger than 20 MB."),
+        (lambda: SimpleUploadedFile("mask.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (20 * 1024 * 1024)), "The mask file is 20,971,528 bytes; the limit is 20,971,520 bytes (20 MB)."),
     ],
     ids=["wrong-size", "not-png", "broken-header", "declares-a-bomb", "over-20-mb"],
 )
