@@ -14,7 +14,6 @@ from django.core.management import call_command
 
 from catalog.models import Membership, ProductPhoto
 from catalog.services import DEMO_PASSWORD
-from fakeshop.testing import running_fake_shop
 from storefront.models import Export, ExportStatus, StorefrontConnection, StorefrontProduct
 from studio import reviews
 from studio.models import ReviewState
@@ -34,11 +33,8 @@ def membership(transactional_db):
 
 
 @pytest.fixture
-def shop(settings):
-    with running_fake_shop(demo_products=2, seed=1, media_polls_to_ready=1) as fake:
-        settings.VITRINE_STOREFRONT_SHOP_URL = fake.url
-        settings.VITRINE_STOREFRONT_MEDIA_POLL_SECONDS = 0
-        yield fake
+def shop(demo_shop):
+    return demo_shop
 
 
 def test_connect_import_approve_publish_and_see_it_in_the_shop(live_server, page, shop, assets, user):  # noqa: F811 - assets

@@ -7,7 +7,6 @@ import pytest
 from django.test import Client
 
 from catalog.models import ProductPhoto, Role
-from fakeshop.testing import running_fake_shop
 from storefront import services
 from storefront.models import (
     ConnectionMethod, ConnectionStatus, Export, ExportStatus, RunStatus, StorefrontConnection, StorefrontProduct, SyncRun, WebhookDelivery,
@@ -236,11 +235,8 @@ def test_without_webhooks_the_page_says_none_came(user, connection):
 
 
 @pytest.fixture
-def shop(settings):
-    with running_fake_shop(demo_products=2, seed=1, media_polls_to_ready=1) as fake:
-        settings.VITRINE_STOREFRONT_SHOP_URL = fake.url
-        settings.VITRINE_STOREFRONT_MEDIA_POLL_SECONDS = 0
-        yield fake
+def shop(demo_shop):
+    return demo_shop
 
 
 def test_import_everything_brings_the_shops_products(manager, workspace, shop, django_capture_on_commit_callbacks):
