@@ -41,7 +41,7 @@ def _beat_forever(stop: threading.Event, hostname: str) -> None:
     from storefront.sync import sync_due
     from studio.dispatch import generation_jobs_dispatch
 
-    queues = sorted(q.name for q in app.amqp.queues.consume_from.values()) if app.amqp.queues else []
+    queues = _consumed_queues()
     reap_every = settings.VITRINE_JOB_REAP_SECONDS
     next_beat = next_reap = 0.0
     while not stop.is_set():
@@ -97,11 +97,12 @@ def _gpu_warm_up_at_start(sender=None, **kwargs) -> None:
     threads pool warms up here, in the worker's own process."""
     from generation.pipelines.warmup import may_warm_up, warm_up_timeout, warm_up_worker
 
-    if not may_warm_up(_consumed_queues()):  # torch-free: CUDA is not touched before the fork
+    queues = _consumed_queues()
+    if not may_warm_up(queues):  # torch-free: CUDA is not touched before the fork
         return
     pool = getattr(sender, "pool_cls", "prefork")
     if (pool if isinstance(pool, str) else getattr(pool, "__module__", "")).rsplit(".", 1)[-1] in ("solo", "threads"):
-        warm_up_worker(_consumed_queues())
+        warm_up_worker(queues)
     else:
         sender.app.conf.worker_proc_alive_timeout = max(sender.app.conf.worker_proc_alive_timeout or 4.0, warm_up_timeout())
 

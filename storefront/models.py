@@ -52,6 +52,11 @@ class StorefrontConnection(models.Model):
     def has_credentials(self) -> bool:
         return bool(self.access_token_encrypted)
 
+    @property
+    def usable(self) -> bool:
+        """Connected and holding a token: the shop can be called."""
+        return self.status == ConnectionStatus.ACTIVE and self.has_credentials
+
     def access_token(self) -> str:
         return crypto.decrypt(self.access_token_encrypted)
 

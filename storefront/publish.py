@@ -113,7 +113,7 @@ def require_publisher(*, workspace_id: int, user: User) -> None:
 
 
 def _check_connection(connection: StorefrontConnection) -> None:
-    if connection.status != ConnectionStatus.ACTIVE or not connection.has_credentials:
+    if not connection.usable:
         raise PublishConflict(
             f"The shop {connection.shop_domain} is disconnected. Connect it again on the Storefronts page, then publish.",
             code="storefront_disconnected",
@@ -155,9 +155,14 @@ def _check_asset(asset: Asset) -> None:
 def publish_request(*, asset: Asset, connection: StorefrontConnection, user: User, replace_earlier: bool = False) -> Export:
     """Queue one approved image for the shop. The same bytes asked for again return the
     export that exists (a failed one is queued again); nothing is uploaded twice."""
+    require_publisher(workspace_id=asset.workspace_id, user=user)
+    return _request(asset=asset, connection=connection, user=user, replace_earlier=replace_earlier)
+
+
+def _request(*, asset: Asset, connection: StorefrontConnection, user: User, replace_earlier: bool) -> Export:
+    """publish_request once the caller is known to be allowed to publish."""
     if connection.workspace_id != asset.workspace_id:
         raise PublishConflict("This storefront belongs to another workspace.", code="storefront_other_workspace")
-    require_publisher(workspace_id=asset.workspace_id, user=user)
     _check_connection(connection)
     _check_asset(asset)
     link = _link_for(asset, connection)
@@ -173,8 +178,7 @@ def publish_request(*, asset: Asset, connection: StorefrontConnection, user: Use
         transaction.on_commit(lambda: storefront_export_task.delay(export.pk))
         return export
     if export.status == ExportStatus.FAILED:
-        with transaction.atomic():
-            Export.objects.filter(pk=export.pk, status=ExportStatus.FAILED).update(replace_earlier=replace_earlier)
+        Export.objects.filter(pk=export.pk, status=ExportStatus.FAILED).update(replace_earlier=replace_earlier)
         return export_retry(export=export)
     return export
 
@@ -186,7 +190,7 @@ def publish_bulk(*, assets: list[Asset], connection: StorefrontConnection, user:
         require_publisher(workspace_id=assets[0].workspace_id, user=user)
     for asset in sorted(assets, key=lambda a: a.pk):
         try:
-            result.exports.append(publish_request(asset=asset, connection=connection, user=user, replace_earlier=replace_earlier))
+            result.exports.append(_request(asset=asset, connection=connection, user=user, replace_earlier=replace_earlier))
         except PublishConflict as exc:
             result.skipped.append((asset, exc.message))
     return result
@@ -496,7 +500,7 @@ def export_give_up(*, export: Export, reason: str) -> Export:
 
 def _run(export: Export) -> Export:
     asset, connection = export.asset, export.connection
-    if connection.status != ConnectionStatus.ACTIVE or not connection.has_credentials:
+    if not connection.usable:
         raise StorefrontRefused(f"The shop {connection.shop_domain} was disconnected. Connect it again, then retry.")
     link = StorefrontProduct.objects.filter(connection=connection, remote_id=export.remote_product_id).first()
     if link is None:
@@ -600,11 +604,13 @@ def _published(export: Export, placed: Placed, notes: list[str]) -> Export:
         locked = Export.objects.select_for_update().get(pk=export.pk)
         locked.status, locked.published_at = ExportStatus.PUBLISHED, timezone.now()
         locked.remote_media_id, locked.remote_url = placed.media_id, (placed.url or locked.remote_url)[:1000]
-        locked.error = " ".join(notes)[:1000]
-        locked.save()
-        reviews.asset_published(
+        asset = reviews.asset_published(
             asset=export.asset, where=export.connection.shop_domain, remote_id=placed.media_id, url=locked.remote_url, actor=locked.created_by,
             detail={"export_id": locked.pk, "product_id": locked.remote_product_id, "adapter": locked.adapter},
         )
+        if asset.review_state != ReviewState.PUBLISHED:
+            notes = [*notes, f"The image was {asset.get_review_state_display().lower()} while it was being sent; it is in the shop now, so remove it there if it should not be."]
+        locked.error = " ".join(notes)[:1000]
+        locked.save()
     logger.info("storefront.export.published", extra={"export_id": locked.pk, "media_id": placed.media_id, "adapter": locked.adapter})
     return locked

@@ -52,7 +52,7 @@ def sync_request(*, connection: StorefrontConnection, user: User | None = None, 
     """Queue an import (`full`: every product) or an incremental sync (products updated since
     the last finished run; without one it is a full import). A run already queued or running
     for this shop is returned instead of a second one."""
-    if connection.status != ConnectionStatus.ACTIVE or not connection.has_credentials:
+    if not connection.usable:
         raise ValidationError({"connection": "This storefront is disconnected; connect it again before importing."})
     previous = SyncRun.objects.filter(connection=connection, status=RunStatus.SUCCEEDED, updated_since__isnull=False).order_by("-finished_at", "-pk").first()
     since = None if full or previous is None else previous.updated_since
@@ -117,7 +117,7 @@ def sync_run(*, run: SyncRun) -> SyncRun:
         return run
     run = started
     connection = run.connection
-    if connection.status != ConnectionStatus.ACTIVE or not connection.has_credentials:
+    if not connection.usable:
         return _finish(run, error="The storefront was disconnected; connect it again to import.")
     slice_ends = time.monotonic() + settings.VITRINE_STOREFRONT_SYNC_SLICE_SECONDS
     filters = {"updated_at_min": run.updated_since.isoformat()} if run.updated_since and not run.full else {}

@@ -269,16 +269,16 @@ def asset_published(*, asset: Asset, where: str, remote_id: str, url: str = "", 
     studio knows nothing of storefronts."""
     with transaction.atomic():
         locked = _locked(asset)
-        if locked.review_state not in (ReviewState.APPROVED, ReviewState.PUBLISHED):
-            raise ReviewConflict(f"This image is {_state_words(locked)}: only an approved image can be published.")
-        if locked.review_state != ReviewState.PUBLISHED:
+        # The shop holds the image already: record that whatever happened meanwhile. An image
+        # taken out of approval while it was being sent keeps its new state (the returned
+        # asset says which; the connector tells the merchant).
+        if locked.review_state == ReviewState.APPROVED:
             Asset.objects.filter(pk=locked.pk).update(review_state=ReviewState.PUBLISHED)
             locked.review_state = ReviewState.PUBLISHED
         audit_record(
             workspace_id=locked.workspace_id, verb=AuditVerb.ASSET_EXPORTED, actor=actor, photo=locked.photo, asset=locked,
-            detail={"where": where, "remote_id": remote_id, "url": url, "sha256": locked.sha256, "published_at": timezone.now().isoformat(), **(detail or {})},
+            detail={"where": where, "remote_id": remote_id, "url": url, "sha256": locked.sha256, "review_state": locked.review_state, **(detail or {})},
         )
-        asset.review_state = ReviewState.PUBLISHED
     logger.info("review.asset.published", extra={"asset_id": asset.pk, "where": where, "remote_id": remote_id})
     return locked
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from generation.imaging import bbox_of_mask, downscale_to_pixels
 from generation.segmentation.base import SegmentationResult
-from generation.segmentation.graphcut import fit_background
+from generation.segmentation.graphcut import GRABCUT_SEED, fit_background
 
 __all__ = ["ERASE_EDGE_PX", "HOLE_ACTIONS", "fill_holes", "open_holes", "snap_to_edges", "touch_up"]
 
@@ -178,6 +178,7 @@ def snap_to_edges(*, image: np.ndarray, previous: np.ndarray, mask: np.ndarray) 
         labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(GRABCUT_SEED)  # the same strokes snap the same way every time
     try:
         cv2.grabCut(crop_image, labels, None, background_model, foreground_model, 4, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # a GMM with too few distinct colours to fit: keep the strokes as brushed

@@ -138,7 +138,7 @@ def test_alt_text_filename_marker_and_audit_trail(setup, django_capture_on_commi
         assert event.actor == manager
         assert event.detail["where"] == shop.shop
         assert event.detail["remote_id"] == export.remote_media_id == image["media_id"]
-        assert event.detail["export_id"] == export.pk and event.detail["published_at"]
+        assert event.detail["export_id"] == export.pk and event.created_at is not None and event.detail["review_state"] == "published"
 
 
 def test_the_image_goes_on_the_variants_its_photo_belongs_to(setup, django_capture_on_commit_callbacks):

@@ -403,3 +403,20 @@ def test_a_not_confident_cutout_makes_images_that_need_an_override(api, workspac
         reviews.review_approve(asset=asset, actor=team[Role.OWNER])
     reviews.review_approve(asset=asset, actor=team[Role.OWNER], override_reason="Outline checked by hand")
     assert Review.objects.get(asset=asset, decision="approved").overridden == ["cutout"]
+
+
+def test_an_image_taken_out_of_approval_while_it_was_sent_is_recorded_as_in_the_shop_and_keeps_its_state(assets):
+    # The shop holds the image already when the connector reports it: that is recorded, never
+    # refused (refusing would lose the shop's id for an image that is there).
+    rejected, approved = assets
+    Asset.objects.filter(pk=rejected.pk).update(review_state=ReviewState.REJECTED)
+    Asset.objects.filter(pk=approved.pk).update(review_state=ReviewState.APPROVED)
+
+    kept = reviews.asset_published(asset=rejected, where="shop.example", remote_id="gid://shopify/MediaImage/1")
+    published = reviews.asset_published(asset=approved, where="shop.example", remote_id="gid://shopify/MediaImage/2")
+
+    assert (kept.review_state, published.review_state) == (ReviewState.REJECTED, ReviewState.PUBLISHED)
+    events = AuditEvent.objects.filter(verb=AuditVerb.ASSET_EXPORTED).order_by("pk")
+    assert [(e.asset_id, e.detail["remote_id"], e.detail["review_state"]) for e in events] == [
+        (rejected.pk, "gid://shopify/MediaImage/1", "rejected"), (approved.pk, "gid://shopify/MediaImage/2", "published"),
+    ]
