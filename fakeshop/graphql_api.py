@@ -95,7 +95,10 @@ def media_node(shop, img):
         "mediaContentType": "IMAGE", "status": img["status"], "fileStatus": img["status"],
         "mediaErrors": [{"code": "UNKNOWN", "details": img["error"], "message": img["error"]}] if img["error"] else [],
         "image": image, "preview": {"status": img["status"], "image": image},
-        "product": {"id": gid("Product", img["product_id"])}, "filename": img["filename"],
+        # The uploaded file as the shop keeps it (its name in the URL), from the moment it is
+        # uploaded; MediaImage has no `filename` field.
+        "originalSource": {"url": shop.image_src(img), "fileSize": len(img["data"]) if img.get("data") else None},
+        "product": {"id": gid("Product", img["product_id"])},
         "createdAt": img["created_at"], "updatedAt": img["updated_at"],
     }
 

@@ -294,7 +294,7 @@ class GraphQLAdapter:
         if not product:
             raise StorefrontRefused("The product is no longer in the shop (it may have been deleted in the storefront admin).", status=404)
         for node in (product.get("media") or {}).get("nodes") or []:
-            texts = [node.get("filename"), node.get("alt"), (node.get("image") or {}).get("url"), (node.get("originalSource") or {}).get("url")]
+            texts = [node.get("alt"), (node.get("image") or {}).get("url"), (node.get("originalSource") or {}).get("url")]
             if any(mark in str(text or "") for text in texts):
                 return self._placed(node)
         return None
