@@ -88,21 +88,31 @@ STABLE_IOU = 0.93
 MIN_EDGE_CONFIDENCE = 0.96
 #: The perturbed re-run works at this share of ``work_pixels`` (a different sampling grid).
 STABILITY_PIXELS_SHARE = 0.45
+#: A bright region with sharp pixels along less than this share of its perimeter is a light's
+#: hot spot on the backdrop (set on the synthetic ``studio`` set's hot spots).
+GLOW_MAX_SHARP_SHARE = 0.1
 _K3 = np.ones((3, 3), np.uint8)
 
 
 @dataclass(frozen=True, eq=False)
 class BackgroundModel:
-    """A smooth background: per-channel quadratic surface over normalized frame coordinates.
+    """A smooth background: per-channel quadratic surface over normalized frame coordinates,
+    or two of them meeting at a straight horizon (a wall behind a table top).
 
     ``coeffs`` is ``(6, 3)`` for the basis ``1, x, y, x^2, xy, y^2`` with ``x, y`` in
     ``[0, 1]`` (pixel centres); ``noise`` is the per-channel residual sigma in levels;
-    ``inlier_fraction`` the share of border pixels the surface explains.
+    ``inlier_fraction`` the share of border pixels the surface explains. With a horizon,
+    ``coeffs`` is the surface above it and ``lower`` the one below; ``horizon`` is the line's
+    height ``(y at x = 0, y at x = 1)`` and ``horizon_width`` the height of its soft
+    transition, both as fractions of the frame's height.
     """
 
     coeffs: np.ndarray
     noise: np.ndarray
     inlier_fraction: float
+    lower: np.ndarray | None = None
+    horizon: tuple[float, float] | None = None
+    horizon_width: float = 0.0
 
     def evaluate(
         self, *, width: int, height: int, box: tuple[int, int, int, int] | None = None
@@ -112,32 +122,31 @@ class BackgroundModel:
         x0, y0, x1, y1 = box if box is not None else (0, 0, width, height)
         x = ((np.arange(x0, x1, dtype=np.float32) + 0.5) / width)[None, :]
         y = ((np.arange(y0, y1, dtype=np.float32) + 0.5) / height)[:, None]
-        out = np.empty((y1 - y0, x1 - x0, 3), np.float32)
-        for c in range(3):
-            k = self.coeffs[:, c].astype(np.float32)
-            out[:, :, c] = k[0] + k[1] * x + k[2] * y + k[3] * x * x + k[4] * x * y + k[5] * y * y
+        out = _surface(self.coeffs, x, y)
+        if self.lower is not None and self.horizon is not None:
+            line = self.horizon[0] + (self.horizon[1] - self.horizon[0]) * x
+            # A linear ramp across the soft transition, never narrower than one pixel.
+            ramp = max(self.horizon_width, 1.0 / height)
+            t = np.clip((y - line) / ramp + 0.5, 0.0, 1.0)[:, :, None]
+            out = out * (1.0 - t) + _surface(self.lower, x, y) * t
         return out
+
+
+def _surface(coeffs: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = np.empty((y.shape[0], x.shape[1], 3), np.float32)
+    for c in range(3):
+        k = coeffs[:, c].astype(np.float32)
+        out[:, :, c] = k[0] + k[1] * x + k[2] * y + k[3] * x * x + k[4] * x * y + k[5] * y * y
+    return out
 
 
 def _basis(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
 
 
-def fit_background(image: np.ndarray, *, border_fraction: float = 0.03) -> BackgroundModel:
-    """Fit a :class:`BackgroundModel` to the border strip of ``image`` (``uint8 (H, W, 3)``).
-
-    Iteratively reweighted: pixels far from the current fit (the product touching the border,
-    dust) are dropped before refitting, so a product that crosses one edge does not bend the
-    surface.
-    """
-    h, w = image.shape[:2]
-    b = max(2, int(round(border_fraction * min(h, w))))
-    strip = np.zeros((h, w), bool)
-    strip[:b] = strip[-b:] = True
-    strip[:, :b] = strip[:, -b:] = True
-    ys, xs = np.nonzero(strip)
-    vals = image[ys, xs].astype(np.float64)
-    basis = _basis((xs + 0.5) / w, (ys + 0.5) / h)
+def _robust_fit(basis: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Iteratively reweighted least squares: ``(coeffs, inlier mask)``. Pixels far from the
+    current fit (the product touching the border, dust) are dropped before refitting."""
     inliers = np.ones(len(vals), bool)
     coeffs = np.zeros((6, 3))
     for _ in range(4):
@@ -148,6 +157,104 @@ def fit_background(image: np.ndarray, *, border_fraction: float = 0.03) -> Backg
         if inliers.sum() < 6:
             inliers = np.ones(len(vals), bool)
             break
+    return coeffs, inliers
+
+
+#: A horizon is a step of at least this many levels (colour distance) in both side strips.
+HORIZON_MIN_STEP = 12.0
+#: ...and at least this many times the strips' own noise.
+HORIZON_MIN_STEP_SIGMAS = 6.0
+
+
+def _side_step(profile: np.ndarray, window: int) -> tuple[int, float, np.ndarray, np.ndarray]:
+    """The strongest step down a side strip's row profile (``(h, 3)``): its row, its size and
+    the colours just above and below it (medians over ``window`` rows each side)."""
+    h = len(profile)
+    best = (0, 0.0, profile[0], profile[0])
+    lo, hi = max(window, int(0.08 * h)), min(h - window, int(0.97 * h))
+    for row in range(lo, hi):
+        above = np.median(profile[row - window : row], axis=0)
+        below = np.median(profile[row : row + window], axis=0)
+        size = float(np.linalg.norm(above - below))
+        if size > best[1]:
+            best = (row, size, above, below)
+    return best
+
+
+def _find_horizon(
+    image: np.ndarray, b: int
+) -> tuple[tuple[float, float], float] | None:
+    """A straight horizon across the frame, seen as the same step in the left and the right
+    border strips: ``((y at x = 0, y at x = 1), transition height)`` as fractions of the
+    frame's height, or ``None``.
+
+    A product that crosses one side makes a step on that side only; one crossing both sides at
+    the same height with the same colours above and below on both sides would be taken for a
+    horizon (its strip then fits neither surface and is rejected as outliers).
+    """
+    h, w = image.shape[:2]
+    if h < 24 or w < 2 * b + 4:
+        return None
+    window = max(3, h // 25)
+    sides = []
+    for strip in (image[:, :b], image[:, w - b :]):
+        profile = np.median(strip.astype(np.float32), axis=1)
+        noise = float(np.median(np.abs(np.diff(profile, axis=0)))) * 1.4826 + 0.5
+        row, size, above, below = _side_step(profile, window)
+        if size < max(HORIZON_MIN_STEP, HORIZON_MIN_STEP_SIGMAS * noise):
+            return None
+        # The transition: rows between the two plateaus, counted within two windows.
+        seg = profile[max(0, row - 2 * window) : row + 2 * window]
+        direction = (below - above) / size
+        t = (seg - above) @ direction / size
+        ramp_rows = int(((t > 0.15) & (t < 0.85)).sum())
+        sides.append((row, size, above, below, ramp_rows))
+    (row_l, size_l, above_l, below_l, ramp_l), (row_r, size_r, above_r, below_r, ramp_r) = sides
+    step = min(size_l, size_r)
+    same_colours = (
+        np.linalg.norm(above_l - above_r) < 0.5 * step and np.linalg.norm(below_l - below_r) < 0.5 * step
+    )
+    if not same_colours or abs(row_l - row_r) > 0.25 * h:
+        return None
+    return ((row_l / h, row_r / h), max(ramp_l, ramp_r, 1) / h)
+
+
+def fit_background(image: np.ndarray, *, border_fraction: float = 0.03) -> BackgroundModel:
+    """Fit a :class:`BackgroundModel` to the border strip of ``image`` (``uint8 (H, W, 3)``).
+
+    Iteratively reweighted (:func:`_robust_fit`), so a product that crosses one edge does not
+    bend the surface. Where both side strips step at the same height (:func:`_find_horizon`)
+    the strip is split at that line and a surface is fitted on each side of it.
+    """
+    h, w = image.shape[:2]
+    b = max(2, int(round(border_fraction * min(h, w))))
+    strip = np.zeros((h, w), bool)
+    strip[:b] = strip[-b:] = True
+    strip[:, :b] = strip[:, -b:] = True
+    ys, xs = np.nonzero(strip)
+    vals = image[ys, xs].astype(np.float64)
+    fx, fy = (xs + 0.5) / w, (ys + 0.5) / h
+    basis = _basis(fx, fy)
+    found = _find_horizon(image, b)
+    if found is not None:
+        (left, right), ramp = found
+        offset = fy - (left + (right - left) * fx)
+        margin = max(ramp, 2.0 / h)
+        upper_px, lower_px = offset < -margin, offset > margin
+        if upper_px.sum() >= 24 and lower_px.sum() >= 24:
+            upper, in_upper = _robust_fit(basis[upper_px], vals[upper_px])
+            lower, in_lower = _robust_fit(basis[lower_px], vals[lower_px])
+            res = np.concatenate([
+                vals[upper_px][in_upper] - basis[upper_px][in_upper] @ upper,
+                vals[lower_px][in_lower] - basis[lower_px][in_lower] @ lower,
+            ])
+            noise = np.maximum(1.4826 * np.median(np.abs(res), axis=0), 0.5)
+            inlier_fraction = (in_upper.sum() + in_lower.sum()) / max(upper_px.sum() + lower_px.sum(), 1)
+            return BackgroundModel(
+                coeffs=upper, noise=noise.astype(np.float32), inlier_fraction=float(inlier_fraction),
+                lower=lower, horizon=(float(left), float(right)), horizon_width=float(ramp),
+            )
+    coeffs, inliers = _robust_fit(basis, vals)
     res = vals[inliers] - basis[inliers] @ coeffs
     noise = np.maximum(1.4826 * np.median(np.abs(res), axis=0), 0.5)
     return BackgroundModel(
@@ -283,6 +390,12 @@ class GraphCutSegmenter:
         # A step blurred by sigma has a peak slope of ~0.4 C / sigma over a 7 px range of ~C:
         # ratio ~0.45 for a sharp outline, <= 0.2 for a shadow edge softer than 3 px.
         sharp = (mag > 0.3 * local_range) & (local_range > min_contrast)
+        # A light's hot spot: backdrop lit brighter (of its own hue, or every channel raised
+        # towards white), fading out smoothly on every side. A product brighter than its backdrop has an outline.
+        lit = (k >= 1.0) & ((cdist < 8.0) | ((img - bg).min(axis=2) > -2.0 * float(sigma.max())))
+        glow = GraphCutSegmenter._glow(~bg_like & ~shadow_like & lit, sharp)
+        bg_like |= glow
+        strong &= ~glow
         # Pixels that are product by colour alone, undilated: the only ones graph cut may not
         # move (after an erosion). Everything below is dilated and only finds enclosures.
         core = strong | ~(bg_like | shadow_like)
@@ -299,6 +412,22 @@ class GraphCutSegmenter:
         # product is lit a little darker than its sweep, so it is bg_like but not bg_exact.
         bg_exact = dist < 2.5
         return _Evidence(bg_like, bg_exact, shadow_like, strong, sharp, core, barrier)
+
+    @staticmethod
+    def _glow(bright: np.ndarray, sharp: np.ndarray) -> np.ndarray:
+        """The components of ``bright`` (pixels lighter than the backdrop, of its hue) that
+        have next to no sharp edge (under :data:`GLOW_MAX_SHARP_SHARE` of their perimeter
+        in sharp pixels): the hot spot of a light, not a product."""
+        n, labels = cv2.connectedComponents(bright.astype(np.uint8), connectivity=8)
+        if n <= 1:
+            return np.zeros_like(bright)
+        near_sharp = cv2.dilate(sharp.astype(np.uint8), _K3).astype(bool) & bright
+        sharp_count = np.bincount(labels[near_sharp], minlength=n)
+        edge = bright & ~cv2.erode(bright.astype(np.uint8), _K3).astype(bool)
+        perimeter = np.bincount(labels[edge], minlength=n)
+        glow = sharp_count < GLOW_MAX_SHARP_SHARE * np.maximum(perimeter, 1)
+        glow[0] = False
+        return glow[labels]
 
     @staticmethod
     def _islands(region: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
