@@ -12,13 +12,17 @@ How it works (each step at the resolution where it is cheap enough):
 2. **Background model.** A smooth quadratic colour surface per channel is fitted by robust
    least squares to a strip along the frame border (so white, grey, pastel and gradient sweeps
    are all "plain"); the residuals give a per-channel noise level. Border pixels that the
-   product covers are rejected as outliers.
+   product covers are rejected as outliers. Where the left and right strips show the same
+   colour step at about the same height (a wall meeting a table top) the strip is split at
+   that straight horizon and a surface is fitted on each side, with a ramp between them.
 3. **Evidence.** Every pixel is compared with the model twice: total distance, and distance
    after the best brightness scaling of the background (``I ~ k B``). A cast shadow is darker
    background with the same chroma (small scaled distance, ``k < 1``) so it is *not* product
    evidence; strong chroma, brighter-than-background or near-black pixels are. White-on-white
    products differ from the background only by shading, so *sharp* edges (gradient large
-   relative to local contrast: a shadow's edge is soft) also count as product evidence.
+   relative to local contrast: a shadow's edge is soft) also count as product evidence. A
+   region brighter than the model, of its hue or raised towards white, with sharp pixels
+   along under :data:`GLOW_MAX_SHARP_SHARE` of its outline is a light's hot spot: background.
 4. **Seeds.** Background-like and shadow-like pixels reachable from the border without
    crossing product evidence are background; regions enclosed by product evidence are product,
    except background-coloured islands (the hole of a handle shows background and stays
