@@ -31,7 +31,11 @@ How it works (each step at the resolution where it is cheap enough):
    hull of the product evidence (minus plain-background pixels) counts as product. Such
    results are flagged ``open-outline``: a concave white product whose hollows show a shaded
    backdrop would be over-filled, so a person looks at them.
-5. **Graph cut.** ``cv2.grabCut`` refines the seeds on a crop around the product.
+5. **Graph cut.** ``cv2.grabCut`` refines the seeds on a crop around the product. Regions of
+   the mask that are statistically the backdrop (background showing between legs, spokes or
+   wings, which the seeds' sealed barrier closed) are opened again. A glossy floor's
+   reflection, the product mirrored about its base and faded (:func:`_drop_reflection`), is
+   taken out and noted ``reflection-removed``.
 6. **Full-resolution boundary band.** Only tiles crossed by the boundary are visited at full
    resolution: local background (shadow included) and product colours are interpolated from
    the working resolution and the matte is solved per pixel from the compositing equation
@@ -47,7 +51,8 @@ How it works (each step at the resolution where it is cheap enough):
 Confidence: ``edge_confidence`` is the fraction of the boundary backed by colour contrast or a
 sharp edge; the result is marked not ``confident`` (with ``notes``) for weak edges
 (``weak-edges``, below :data:`MIN_EDGE_CONFIDENCE`), a busy border (``busy-background``), an
-open outline (``open-outline``), a product touching much of the frame edge (``touches-border``)
+open outline (``open-outline``), a reflection taken out (``reflection-removed``), a product
+touching much of the frame edge (``touches-border``)
 or running off two or more sides (``leaves-frame``), a mask that moves when it is cut again
 from a coarser grid with a wider background strip (``unstable``, :data:`STABLE_IOU`), the shape
 doubts of :func:`_shape_doubts`, a tiny or frame-filling product (``tiny``, ``fills-frame``) or
@@ -299,7 +304,7 @@ class GraphCutSegmenter:
     def segment(self, image: Image.Image | np.ndarray) -> SegmentationResult:
         """Segment ``image`` (PIL image or ``uint8 (H, W, 3)``); see the module docstring."""
         full = as_rgb_array(image)
-        small, factor, model, small_f, bg_small, evidence, mask_small, leak_ratio = (
+        small, factor, model, small_f, bg_small, evidence, mask_small, leak_ratio, reflection = (
             self._working_mask(full, self.work_pixels, 0.03)
         )
 
@@ -310,6 +315,8 @@ class GraphCutSegmenter:
             notes.append("busy-background")
         if leak_ratio > 0.1:
             notes.append("open-outline")
+        if reflection:
+            notes.append("reflection-removed")
         if not mask_small.any():
             alpha = np.zeros(full.shape[:2], np.float32)
             return result_from_alpha(
@@ -360,7 +367,10 @@ class GraphCutSegmenter:
         seeds, leak_ratio = self._seeds(evidence)
         mask_small = self._graph_cut(small, seeds)
         mask_small = self._clean(mask_small, evidence)
-        return small, factor, model, small_f, bg_small, evidence, mask_small, leak_ratio
+        mask_small, reflection = _drop_reflection(
+            mask_small, small_f, bg_small, float(model.noise.mean())
+        )
+        return small, factor, model, small_f, bg_small, evidence, mask_small, leak_ratio, reflection
 
     def _perturbed_mask(self, full: np.ndarray) -> np.ndarray:
         """The working mask again, from :data:`STABILITY_PIXELS_SHARE` of the pixels and a
@@ -511,7 +521,7 @@ class GraphCutSegmenter:
         # Texture and edge evidence is dilated (the density window reaches 4 px out), so it
         # is sure only well inside: faint print on a white product must not be handed to the
         # white backdrop's colour model by graph cut.
-        sure |= cv2.erode((product | leaked).astype(np.uint8), _K3, iterations=5).astype(bool)
+        sure |= cv2.erode((product | leaked).astype(np.uint8), _K3, iterations=5).astype(bool) & ~ev.bg_exact
         seeds[sure] = cv2.GC_FGD
         return seeds, leak_ratio
 
@@ -562,6 +572,13 @@ class GraphCutSegmenter:
         holes = inv & ~open_label[labels]
         _, fill = self._islands(holes, ev.bg_exact)
         mask = mask | fill
+        # Background showing through gaps the graph cut closed (between legs, spokes, wings):
+        # regions of the mask statistically indistinguishable from the backdrop.
+        gaps, _ = self._islands(mask & ev.bg_exact & ~ev.sharp, ev.bg_exact)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(gaps.astype(np.uint8), connectivity=4)
+        big = stats[:, cv2.CC_STAT_AREA] >= max(9, int(0.0005 * h * w))
+        big[0] = False
+        mask = mask & ~big[labels]
         min_area = max(9, int(0.0005 * h * w))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
         keep = stats[:, cv2.CC_STAT_AREA] >= min_area
@@ -707,6 +724,89 @@ class GraphCutSegmenter:
         ).astype(bool)
         lock_t = (pixel_trust >= 0.9) | (solid_gf & (not strict_lock))
         return a_t.astype(np.float32), f_out, band_t, lock_t
+
+
+#: A glossy floor's reflection is the product mirrored about its base and faded: a pixel below
+#: the base is explained by it when it lies between the backdrop and its mirror pixel, at most
+#: this share of the way to the mirror pixel (a product's own lower half would match at ~1).
+REFLECTION_MAX_OPACITY = 0.6
+#: ... and a reflection is taken out only when it explains this share of the mask below the base.
+REFLECTION_MIN_SHARE = 0.6
+
+
+def _reflection_fit(
+    mask: np.ndarray, img: np.ndarray, bg: np.ndarray, noise: float, axis: int
+) -> tuple[np.ndarray, int, int]:
+    """For a mirror line under row ``axis`` (row ``axis + 1 + d`` mirrors row ``axis - d``):
+    the mask pixels below it that a faded mirror image explains, as a ``bool`` array over
+    rows ``axis + 1 ..``, and the counts explained / not explained."""
+    h = mask.shape[0]
+    below = mask[axis + 1 :]
+    rows = np.nonzero(below.any(axis=1))[0]
+    depth = min(int(rows[-1]) + 1 if len(rows) else 0, axis + 1)
+    explained = np.zeros_like(below)
+    if depth <= 0 or not below.any():
+        return explained, 0, int(below.sum())
+    lower = slice(axis + 1, axis + 1 + depth)
+    source = slice(axis, axis - depth if axis - depth >= 0 else None, -1)
+    u = img[lower] - bg[lower]
+    v = img[source] - bg[lower]
+    vv = np.einsum("ijc,ijc->ij", v, v)
+    t = np.clip(np.einsum("ijc,ijc->ij", u, v) / np.maximum(vv, 1.0), 0.0, 1.0)
+    residual = np.sqrt(((u - t[:, :, None] * v) ** 2).sum(axis=2))
+    # Slack for the blur and the JPEG of a real floor, growing with the reflection's strength.
+    fits = residual < 4.0 * noise + 3.0 + 0.15 * t * np.sqrt(vv)
+    faint = np.sqrt((u * u).sum(axis=2)) < 4.0 * noise + 3.0
+    explained[:depth] = below[:depth] & (faint | (fits & mask[source] & (t <= REFLECTION_MAX_OPACITY)))
+    n_explained = int(explained.sum())
+    return explained, n_explained, int(below.sum()) - n_explained
+
+
+def _drop_reflection(
+    mask: np.ndarray, img: np.ndarray, bg: np.ndarray, noise: float
+) -> tuple[np.ndarray, bool]:
+    """``mask`` without a glossy floor's reflection of the product, and whether one was found.
+
+    The mirror line is searched between the upper third of the mask and its bottom; the line
+    that explains the most of the mask under it (and leaves the least unexplained) wins, and
+    its reflection is dropped when it explains :data:`REFLECTION_MIN_SHARE` of what is below.
+    """
+    rows = np.nonzero(mask.any(axis=1))[0]
+    if len(rows) < 8:
+        return mask, False
+    cols = np.nonzero(mask.any(axis=0))[0]
+    x0, x1 = int(cols[0]), int(cols[-1]) + 1
+    full_mask = mask
+    mask, img, bg = mask[:, x0:x1], img[:, x0:x1], bg[:, x0:x1]
+    top, bottom = int(rows[0]), int(rows[-1])
+    # A coarse search (every third line, every second column), then every line near the best.
+    best, best_score = None, 0
+    coarse = (mask[:, ::2], img[:, ::2], bg[:, ::2])
+    for axis in range(top + (bottom - top) // 3, bottom - 1, 3):
+        _, good, bad = _reflection_fit(*coarse, noise, axis)
+        if good - 2 * bad > best_score:
+            best, best_score = axis, good - 2 * bad
+    if best is not None:
+        best_score = 0
+        for axis in range(max(top, best - 2), min(bottom - 1, best + 3)):
+            _, good, bad = _reflection_fit(mask, img, bg, noise, axis)
+            if good - 2 * bad > best_score:
+                best, best_score = axis, good - 2 * bad
+    if best is None:
+        return full_mask, False
+    explained, good, bad = _reflection_fit(mask, img, bg, noise, best)
+    area = int(mask.sum())
+    if good < REFLECTION_MIN_SHARE * (good + bad) or good < 0.03 * area:
+        return full_mask, False
+    out = full_mask.copy()
+    out[best + 1 :, x0:x1] &= ~explained
+    # What is left under the line and no longer touches the product above it goes too.
+    n, labels = cv2.connectedComponents(out.astype(np.uint8), connectivity=8)
+    above = np.unique(labels[: best + 1][out[: best + 1]])
+    keep = np.zeros(n, bool)
+    keep[above] = True
+    keep[0] = False
+    return keep[labels], True
 
 
 def _shape_doubts(mask: np.ndarray) -> list[str]:

@@ -424,19 +424,37 @@ def test_a_cutout_that_moves_when_cut_again_is_unstable_and_not_confident(graphc
     assert "unstable" not in unchecked.notes and "weak-edges" in unchecked.notes
 
 
-def test_a_reflection_on_a_glossy_floor_is_flagged_by_its_weak_edges(graphcut) -> None:
+def test_a_reflection_on_a_glossy_floor_is_taken_out_and_noted(graphcut) -> None:
     photo, alpha = _bench_case("bottle-coffee-glossy")
+    ys = np.nonzero((alpha > 0).any(axis=1))[0]
+    under = np.zeros(alpha.shape, bool)
+    under[ys[-1] + 3 :] = True  # the floor under the product's base, where the mirror image is
+
     result = graphcut.segment(photo)
 
-    assert _iou(result, alpha) < 0.95
-    assert result.edge_confidence < 0.96
-    assert result.notes == ("weak-edges",) and result.confident is False
+    assert _iou(result, alpha) >= 0.99
+    assert int((result.mask & under).sum()) == 0
+    # Taking a reflection out is a judgement about the product's bottom edge: a person looks.
+    assert "reflection-removed" in result.notes and result.confident is False
+
+
+def test_a_product_whose_lower_half_mirrors_its_upper_half_is_not_taken_for_a_reflection(graphcut) -> None:
+    yy, xx = np.mgrid[0:H, 0:W]
+    alpha = ((((xx - 160) / 70.0) ** 2 + ((yy - 120) / 90.0) ** 2) < 1).astype(np.float32)
+    stripes = 120.0 + 80.0 * np.cos((yy - 120) / 7.0)  # symmetric about the middle row
+    product = np.dstack([stripes, 0.6 * stripes, 0.3 * stripes + 40.0]).astype(np.float32)
+    photo = _photo(product, alpha, _backdrop("white"))
+
+    result = graphcut.segment(photo)
+
+    assert "reflection-removed" not in result.notes
+    assert _iou(result, alpha) >= 0.98
 
 
 @pytest.mark.parametrize(
     "name",
     ["tube-brick-red-paper", "box-page-black-velvet", "mug-rocket-gradient",
-     "box-chelsea-wall-table", "mug-rocket-hotspot"],
+     "box-chelsea-wall-table", "mug-rocket-hotspot", "mug-coins-glossy"],
 )
 def test_clean_cutouts_on_studio_setups_stay_confident(graphcut, name: str) -> None:
     photo, alpha = _bench_case(name)
