@@ -115,6 +115,7 @@ NOTE_TEXT = {
     "spans-frame": "the cutout spans the whole width of the photo, so a wall or table edge may be included",
     "leaves-frame": "the cutout runs off two or more edges of the photo, so the backdrop or the table may be included",
     "reflection-removed": "a reflection of the product on a glossy floor was taken out, so check the product's bottom edge",
+    "soft-edges": "the product's edges are soft in the photo and its outline is long for its size, so where exactly it ends is uncertain",
     "unstable": "the outline changed when the photo was looked at a little differently, so it is a guess in places",
 }
 

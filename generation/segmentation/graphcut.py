@@ -100,6 +100,13 @@ STABILITY_PIXELS_SHARE = 0.45
 #: A bright region with sharp pixels along less than this share of its perimeter is a light's
 #: hot spot on the backdrop (set on the synthetic ``studio`` set's hot spots).
 GLOW_MAX_SHARP_SHARE = 0.1
+#: Above this :func:`_edge_uncertainty` (the IoU an outline could lose if its true edge lay
+#: anywhere in the matte's soft ramp) the cutout is noted ``soft-edges``: a mask whose edge
+#: position alone may cost 5 % IoU cannot be promised at 0.95.
+MAX_EDGE_UNCERTAINTY = 0.05
+#: A region inside the mask made of backdrop and shadow-of-backdrop pixels is opened as a gap
+#: when at least this share of it is plain backdrop.
+GAP_MIN_BACKDROP_SHARE = 0.5
 _K3 = np.ones((3, 3), np.uint8)
 
 
@@ -344,6 +351,8 @@ class GraphCutSegmenter:
         # least ~0.93, so less agreement means at least one of them is off (see STABLE_IOU).
         if self.check_stability and _mask_iou(mask_small, self._perturbed_mask(full)) < STABLE_IOU:
             notes.append("unstable")
+        if _edge_uncertainty(alpha) > MAX_EDGE_UNCERTAINTY:
+            notes.append("soft-edges")
         coverage = float(mask_small.mean())
         if coverage < 0.002:
             notes.append("tiny")
@@ -444,14 +453,16 @@ class GraphCutSegmenter:
         return glow[labels]
 
     @staticmethod
-    def _islands(region: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Split ``region`` into (background-coloured islands, the rest) by component."""
+    def _islands(
+        region: np.ndarray, background: np.ndarray, share: float = 0.7
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Split ``region`` into (islands over ``share`` ``background``, the rest) by component."""
         n, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=4)
         if n <= 1:
             return np.zeros_like(region), region
         size = np.bincount(labels.ravel(), minlength=n)
         bg_count = np.bincount(labels.ravel(), weights=background.ravel(), minlength=n)
-        is_island = bg_count > 0.7 * np.maximum(size, 1)
+        is_island = bg_count > share * np.maximum(size, 1)
         is_island[0] = False
         islands = is_island[labels] & region
         return islands, region & ~islands
@@ -573,12 +584,18 @@ class GraphCutSegmenter:
         _, fill = self._islands(holes, ev.bg_exact)
         mask = mask | fill
         # Background showing through gaps the graph cut closed (between legs, spokes, wings):
-        # regions of the mask statistically indistinguishable from the backdrop.
-        gaps, _ = self._islands(mask & ev.bg_exact & ~ev.sharp, ev.bg_exact)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(gaps.astype(np.uint8), connectivity=4)
-        big = stats[:, cv2.CC_STAT_AREA] >= max(9, int(0.0005 * h * w))
-        big[0] = False
-        mask = mask & ~big[labels]
+        # regions of the mask that are the backdrop, or the backdrop with a shadow across
+        # less than half of it (a white product lit darker than its sweep reads as shadow, but
+        # has no plain-backdrop half).
+        for region, share in (
+            (ev.bg_exact & ~ev.sharp, 0.7),
+            (ev.bg_exact | ev.shadow_like, GAP_MIN_BACKDROP_SHARE),
+        ):
+            gaps, _ = self._islands(mask & region, ev.bg_exact, share=share)
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(gaps.astype(np.uint8), connectivity=4)
+            big = stats[:, cv2.CC_STAT_AREA] >= max(9, int(0.0005 * h * w))
+            big[0] = False
+            mask = mask & ~big[labels]
         min_area = max(9, int(0.0005 * h * w))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
         keep = stats[:, cv2.CC_STAT_AREA] >= min_area
@@ -807,6 +824,33 @@ def _drop_reflection(
     keep[above] = True
     keep[0] = False
     return keep[labels], True
+
+
+def _edge_uncertainty(alpha: np.ndarray) -> float:
+    """The share of the mask's area its outline could move by if the true edge lay anywhere
+    within the matte's ramp: ``(outline length x ramp width / 2) / area``.
+
+    The ramp width is ``1 / median |grad alpha|`` over the matte's partial pixels (a linear
+    ramp from 0 to 1 over ``w`` pixels has slope ``1 / w``). A compact product with crisp edges
+    scores about 0.01; thin parts (legs, spokes, rigging) and a soft, wide edge raise it.
+    """
+    h, w = alpha.shape
+    ys, xs = np.nonzero((alpha > 0.2) & (alpha < 0.8))
+    inner = (ys > 0) & (ys < h - 1) & (xs > 0) & (xs < w - 1)
+    ys, xs = ys[inner], xs[inner]
+    solid = alpha >= 0.5
+    area = int(np.count_nonzero(solid))
+    if len(ys) < 16 or area == 0:
+        return 0.0
+    gx = (alpha[ys, xs + 1] - alpha[ys, xs - 1]) * 0.5
+    gy = (alpha[ys + 1, xs] - alpha[ys - 1, xs]) * 0.5
+    width = 1.0 / max(float(np.median(np.sqrt(gx * gx + gy * gy))), 1e-3)
+    # Pixel sides crossed by the outline, times pi / 4: the mean of |cos| + |sin| over
+    # directions is 4 / pi, so this is the outline's length for a curve at any angle.
+    crossings = int(np.count_nonzero(solid[:, 1:] != solid[:, :-1])) + int(
+        np.count_nonzero(solid[1:] != solid[:-1])
+    )
+    return 0.5 * (np.pi / 4.0) * crossings * width / area
 
 
 def _shape_doubts(mask: np.ndarray) -> list[str]:

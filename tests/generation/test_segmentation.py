@@ -19,7 +19,7 @@ from generation.segmentation import (
 from generation.lock import ProductLayer, backdrop_fill, composite_locked
 from generation.preflight import check_edge_halo
 from generation.segmentation.base import lock_mask_from_alpha
-from generation.segmentation.graphcut import GraphCutSegmenter, fit_background
+from generation.segmentation.graphcut import GraphCutSegmenter, _edge_uncertainty, fit_background
 
 W, H = 320, 240
 
@@ -472,3 +472,27 @@ def test_a_mask_running_off_two_sides_of_the_frame_is_counted():
     assert _sides_touched(mask) == 1
     mask[120:160, :] = True  # and a table edge across the frame: left and right as well
     assert _sides_touched(mask) == 3
+
+
+def test_edge_uncertainty_is_the_ramp_width_over_the_radius_for_a_disc() -> None:
+    yy, xx = np.mgrid[0:400, 0:400].astype(np.float32)
+    r = np.sqrt((xx - 200) ** 2 + (yy - 200) ** 2)
+    for radius, width in ((60.0, 2.0), (60.0, 8.0), (150.0, 8.0)):
+        alpha = np.clip((radius - r) / width + 0.5, 0.0, 1.0)  # a linear ramp `width` px wide
+        # Outline 2 pi R, area pi R^2, the edge anywhere within +- width / 2: width / R.
+        # (Central differences read a ramp of 2 px as a little wider: within 15 %.)
+        assert _edge_uncertainty(alpha) == pytest.approx(width / radius, rel=0.15)
+
+
+def test_a_thin_product_with_soft_edges_is_not_called_confident(graphcut) -> None:
+    yy, xx = np.mgrid[0:H, 0:W]
+    # A rack of thin bars, photographed out of focus: where each bar ends is uncertain.
+    bars = ((xx > 60) & (xx < 260) & (yy > 40) & (yy < 200)) & (((xx - 60) % 24 < 7) | (yy < 52) | (yy > 188))
+    alpha = np.clip(cv2.GaussianBlur(bars.astype(np.float32), (0, 0), 2.5), 0.0, 1.0)
+    photo = _photo(_texture(4), np.ones_like(alpha), _backdrop("white"))
+    photo = _photo(photo.astype(np.float32), alpha, _backdrop("white"))
+
+    result = graphcut.segment(photo)
+
+    assert _edge_uncertainty(result.alpha) > 0.05
+    assert "soft-edges" in result.notes and result.confident is False
