@@ -186,15 +186,18 @@ def _side_step(profile: np.ndarray, window: int) -> tuple[int, float, np.ndarray
     """The strongest step down a side strip's row profile (``(h, 3)``): its row, its size and
     the colours just above and below it (medians over ``window`` rows each side)."""
     h = len(profile)
-    best = (0, 0.0, profile[0], profile[0])
     lo, hi = max(window, int(0.08 * h)), min(h - window, int(0.97 * h))
-    for row in range(lo, hi):
-        above = np.median(profile[row - window : row], axis=0)
-        below = np.median(profile[row : row + window], axis=0)
-        size = float(np.linalg.norm(above - below))
-        if size > best[1]:
-            best = (row, size, above, below)
-    return best
+    if hi <= lo:
+        return (0, 0.0, profile[0], profile[0])
+    # medians[i] is the median of rows i .. i + window - 1.
+    medians = np.median(np.lib.stride_tricks.sliding_window_view(profile, window, axis=0), axis=2)
+    rows = np.arange(lo, hi)
+    sizes = np.linalg.norm(medians[rows - window] - medians[rows], axis=1)
+    i = int(np.argmax(sizes))
+    if sizes[i] <= 0.0:
+        return (0, 0.0, profile[0], profile[0])
+    row = int(rows[i])
+    return (row, float(sizes[i]), medians[row - window], medians[row])
 
 
 def _find_horizon(
@@ -658,11 +661,12 @@ class GraphCutSegmenter:
         foreground = full.copy()
         lockable = np.ones((H, W), bool)
 
-        fields = np.dstack(
-            [f_local, b_small, m8.astype(np.float32), band_small.astype(np.float32), alpha_trust]
-        ).astype(np.float32)
-        # cv2.remap takes at most 4 channels, contiguous: pre-split the 9 fields.
-        groups = [np.ascontiguousarray(fields[:, :, i:i + 4]) for i in range(0, 9, 4)]
+        # cv2.remap takes at most 4 channels, contiguous: the 9 fields in groups of 4, 4, 1.
+        groups = [
+            np.ascontiguousarray(np.dstack([f_local, m8]).astype(np.float32)),
+            np.ascontiguousarray(np.dstack([b_small, band_small]).astype(np.float32)),
+            np.ascontiguousarray(alpha_trust.astype(np.float32)),
+        ]
         radius = max(2, int(round(0.75 / factor)))
         for ty in range(0, H, _TILE):
             for tx in range(0, W, _TILE):
@@ -713,9 +717,9 @@ class GraphCutSegmenter:
             cv2.remap(g, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             for g in groups
         ]
-        up = np.dstack([c if c.ndim == 3 else c[:, :, None] for c in chans])
-        f_t, b_t = up[:, :, 0:3], up[:, :, 3:6]
-        coarse, band_t, trust = up[:, :, 6], up[:, :, 7] > 0.01, up[:, :, 8]
+        f_t, coarse = chans[0][:, :, 0:3], chans[0][:, :, 3]
+        b_t, band_t = chans[1][:, :, 0:3], chans[1][:, :, 3] > 0.01
+        trust = chans[2]
 
         img = tile.astype(np.float32)
         a_kb, contrast = known_background_alpha(img, f_t, b_t)
@@ -796,16 +800,16 @@ def _drop_reflection(
     full_mask = mask
     mask, img, bg = mask[:, x0:x1], img[:, x0:x1], bg[:, x0:x1]
     top, bottom = int(rows[0]), int(rows[-1])
-    # A coarse search (every third line, every second column), then every line near the best.
+    # A coarse search at half the resolution (every line there), then every line near the best.
     best, best_score = None, 0
-    coarse = (mask[:, ::2], img[:, ::2], bg[:, ::2])
-    for axis in range(top + (bottom - top) // 3, bottom - 1, 3):
+    coarse = (mask[::2, ::2], img[::2, ::2], bg[::2, ::2])
+    for axis in range((top + (bottom - top) // 3) // 2, (bottom - 1) // 2):
         _, good, bad = _reflection_fit(*coarse, noise, axis)
         if good - 2 * bad > best_score:
-            best, best_score = axis, good - 2 * bad
+            best, best_score = 2 * axis, good - 2 * bad
     if best is not None:
         best_score = 0
-        for axis in range(max(top, best - 2), min(bottom - 1, best + 3)):
+        for axis in range(max(top, best - 2), min(bottom - 1, best + 4)):
             _, good, bad = _reflection_fit(mask, img, bg, noise, axis)
             if good - 2 * bad > best_score:
                 best, best_score = axis, good - 2 * bad
