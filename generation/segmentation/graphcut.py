@@ -419,7 +419,7 @@ class GraphCutSegmenter:
         # A light's hot spot: backdrop lit brighter (of its own hue, or every channel raised
         # towards white), fading out smoothly on every side. A product brighter than its backdrop has an outline.
         lit = (k >= 1.0) & ((cdist < 8.0) | ((img - bg).min(axis=2) > -2.0 * float(sigma.max())))
-        glow = GraphCutSegmenter._glow(~bg_like & ~shadow_like & lit, sharp)
+        glow = GraphCutSegmenter._glow(~bg_like & ~shadow_like & lit, sharp, bg_like | shadow_like)
         bg_like |= glow
         strong &= ~glow
         # Pixels that are product by colour alone, undilated: the only ones graph cut may not
@@ -440,16 +440,19 @@ class GraphCutSegmenter:
         return _Evidence(bg_like, bg_exact, shadow_like, strong, sharp, core, barrier)
 
     @staticmethod
-    def _glow(bright: np.ndarray, sharp: np.ndarray) -> np.ndarray:
+    def _glow(bright: np.ndarray, sharp: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
         """The components of ``bright`` (pixels lighter than the backdrop, of its hue) that
-        have next to no sharp edge (under :data:`GLOW_MAX_SHARP_SHARE` of their perimeter
-        in sharp pixels): the hot spot of a light, not a product."""
+        have next to no sharp edge where they meet ``backdrop`` (under
+        :data:`GLOW_MAX_SHARP_SHARE` of that outline in sharp pixels): the hot spot of a light,
+        not a product. Where a hot spot meets the product its outline is the product's, so
+        only its outline against the backdrop counts."""
         n, labels = cv2.connectedComponents(bright.astype(np.uint8), connectivity=8)
         if n <= 1:
             return np.zeros_like(bright)
-        near_sharp = cv2.dilate(sharp.astype(np.uint8), _K3).astype(bool) & bright
+        near_backdrop = cv2.dilate(backdrop.astype(np.uint8), _K3).astype(bool)
+        edge = bright & ~cv2.erode(bright.astype(np.uint8), _K3).astype(bool) & near_backdrop
+        near_sharp = cv2.dilate(sharp.astype(np.uint8), _K3).astype(bool) & edge
         sharp_count = np.bincount(labels[near_sharp], minlength=n)
-        edge = bright & ~cv2.erode(bright.astype(np.uint8), _K3).astype(bool)
         perimeter = np.bincount(labels[edge], minlength=n)
         glow = sharp_count < GLOW_MAX_SHARP_SHARE * np.maximum(perimeter, 1)
         glow[0] = False
