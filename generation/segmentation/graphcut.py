@@ -285,6 +285,7 @@ def fit_background(image: np.ndarray, *, border_fraction: float = 0.03) -> Backg
 class _Evidence:
     bg_like: np.ndarray
     bg_exact: np.ndarray
+    lit_exact: np.ndarray
     shadow_like: np.ndarray
     strong: np.ndarray
     sharp: np.ndarray
@@ -437,7 +438,10 @@ class GraphCutSegmenter:
         # Statistically indistinguishable from the background: what a hole shows. A white
         # product is lit a little darker than its sweep, so it is bg_like but not bg_exact.
         bg_exact = dist < 2.5
-        return _Evidence(bg_like, bg_exact, shadow_like, strong, sharp, core, barrier)
+        # The backdrop a little more lit than the fitted surface (a light falling off faster
+        # than a quadratic), of its hue: what a gap near a hot spot shows.
+        lit_exact = (cdist < 2.5) & (k >= 1.0) & (k < 1.15)
+        return _Evidence(bg_like, bg_exact, lit_exact, shadow_like, strong, sharp, core, barrier)
 
     @staticmethod
     def _glow(bright: np.ndarray, sharp: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
@@ -593,11 +597,12 @@ class GraphCutSegmenter:
         # regions of the mask that are the backdrop, or the backdrop with a shadow across
         # less than half of it (a white product lit darker than its sweep reads as shadow, but
         # has no plain-backdrop half).
+        backdrop = ev.bg_exact | ev.lit_exact
         for region, share in (
-            (ev.bg_exact & ~ev.sharp, 0.7),
-            (ev.bg_exact | ev.shadow_like, GAP_MIN_BACKDROP_SHARE),
+            (backdrop & ~ev.sharp, 0.7),
+            (backdrop | ev.shadow_like, GAP_MIN_BACKDROP_SHARE),
         ):
-            gaps, _ = self._islands(mask & region, ev.bg_exact, share=share)
+            gaps, _ = self._islands(mask & region, backdrop, share=share)
             n, labels, stats, _ = cv2.connectedComponentsWithStats(gaps.astype(np.uint8), connectivity=4)
             big = stats[:, cv2.CC_STAT_AREA] >= max(9, int(0.0005 * h * w))
             big[0] = False
