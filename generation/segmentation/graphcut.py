@@ -54,7 +54,9 @@ sharp edge; the result is marked not ``confident`` (with ``notes``) for weak edg
 open outline (``open-outline``), a reflection taken out (``reflection-removed``), a product
 touching much of the frame edge (``touches-border``)
 or running off two or more sides (``leaves-frame``), a mask that moves when it is cut again
-from a coarser grid with a wider background strip (``unstable``, :data:`STABLE_IOU`), the shape
+from a coarser grid with a wider background strip (``unstable``, :data:`STABLE_IOU`), an outline
+that could move by 5 % of the product's area within the matte's soft ramp (``soft-edges``,
+:func:`_edge_uncertainty`, :data:`MAX_EDGE_UNCERTAINTY`), the shape
 doubts of :func:`_shape_doubts`, a tiny or frame-filling product (``tiny``, ``fills-frame``) or
 nothing found (``empty``). The thresholds were set on the synthetic bench sets only; the
 real-object set is for measuring them. Shiny and see-through products are
