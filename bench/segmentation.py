@@ -297,6 +297,11 @@ def score(photo: np.ndarray, alpha_true: np.ndarray, name: str) -> dict:
     iou = float((pred & true).sum() / max((pred | true).sum(), 1))
     tol = max(2, int(round(0.003 * np.hypot(w, h))))
     mp = w * h / 1e6
+    # Where the mask is wrong: within 4 px of the true outline (where the edge sits) or
+    # farther (whole regions: a shadow, a gap, a reflection), each as a share of the union.
+    outline = cv2.morphologyEx(true.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    near = cv2.distanceTransform((outline == 0).astype(np.uint8), cv2.DIST_L2, 3) <= 4.0
+    wrong, union = pred ^ true, max(int((pred | true).sum()), 1)
     return {
         "case": name,
         "iou": round(iou, 4),
@@ -312,6 +317,8 @@ def score(photo: np.ndarray, alpha_true: np.ndarray, name: str) -> dict:
         # Share of the truly solid product (true alpha 1) that the lock certifies.
         "lock_coverage": round(float((result.mask & (alpha_true >= 1.0)).sum())
                                / max(int((alpha_true >= 1.0).sum()), 1), 4),
+        "error_near_outline": round(float((wrong & near).sum()) / union, 4),
+        "error_far_from_outline": round(float((wrong & ~near).sum()) / union, 4),
         "ms_per_mp": round(1000 * elapsed / mp, 1),
         "edge_confidence": round(result.edge_confidence, 3),
         "confident": result.confident,
@@ -393,6 +400,9 @@ def summarize(rows: list[dict], set_name: str, size: tuple[int, int] | None) -> 
         "lowest_iou": min((r["iou"], r["case"]) for r in rows),
         "median_boundary_f": round(statistics.median(r["boundary_f"] for r in rows), 4),
         "median_alpha_mae": round(statistics.median(r["alpha_mae"] for r in rows), 5),
+        # Mean share of the union wrong near the true outline / far from it (see score()).
+        "mean_error_near_outline": round(statistics.mean(r["error_near_outline"] for r in rows), 4),
+        "mean_error_far_from_outline": round(statistics.mean(r["error_far_from_outline"] for r in rows), 4),
         "median_ms_per_mp": round(statistics.median(r["ms_per_mp"] for r in rows), 1),
         "ms_per_mp_range": [min(r["ms_per_mp"] for r in rows), max(r["ms_per_mp"] for r in rows)],
         "median_lock_coverage": round(statistics.median(r["lock_coverage"] for r in rows), 4),
@@ -437,14 +447,16 @@ def summarize(rows: list[dict], set_name: str, size: tuple[int, int] | None) -> 
 def print_rows(rows: list[dict]) -> None:
     """One Markdown table row per photo."""
     header = ("| case | IoU | boundary F | alpha MAE | locked px | lock coverage | locked not solid "
-              "(min true alpha) | locked background | ms/MP | edge conf | confident (notes) |")
+              "(min true alpha) | locked background | wrong near / far from outline | ms/MP | "
+              "edge conf | confident (notes) |")
     print(header)
-    print("|" + "---|" * 11)
+    print("|" + "---|" * 12)
     for r in rows:
         notes = f" ({', '.join(r['notes'])})" if r["notes"] else ""
         print(f"| {r['case']} | {r['iou']:.4f} | {r['boundary_f']:.4f} | {r['alpha_mae']:.5f} | "
               f"{r['locked']} | {r['lock_coverage']:.4f} | {r['locked_not_solid']} "
-              f"({r['locked_min_true_alpha']}) | {r['locked_background']} | {r['ms_per_mp']} | "
+              f"({r['locked_min_true_alpha']}) | {r['locked_background']} | "
+              f"{r['error_near_outline']:.4f} / {r['error_far_from_outline']:.4f} | {r['ms_per_mp']} | "
               f"{r['edge_confidence']} | {r['confident']}{notes} |")
 
 
