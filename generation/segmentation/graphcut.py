@@ -202,6 +202,38 @@ def _side_step(profile: np.ndarray, window: int) -> tuple[int, float, np.ndarray
     return (row, float(sizes[i]), medians[row - window], medians[row])
 
 
+def _blend_at_horizon(img: np.ndarray, bg: np.ndarray, model: BackgroundModel) -> np.ndarray:
+    """``bg`` with the horizon's transition taken from the photo: near the line each pixel's
+    background is the blend of the two surfaces that matches it best.
+
+    The fitted line and ramp are only as exact as the border strips they were measured on; a
+    pixel off between a wall and a table top would otherwise read as a thin line of product
+    across the frame. Pixels that no blend explains (a product crossing the line) keep the
+    modelled ramp.
+    """
+    if model.horizon is None or model.lower is None:
+        return bg
+    h, w = bg.shape[:2]
+    x = ((np.arange(w, dtype=np.float32) + 0.5) / w)[None, :]
+    y = ((np.arange(h, dtype=np.float32) + 0.5) / h)[:, None]
+    line = model.horizon[0] + (model.horizon[1] - model.horizon[0]) * x
+    near = np.abs(y - line) <= 2.0 * model.horizon_width + 3.0 / h
+    rows = np.nonzero(near.any(axis=1))[0]
+    if not len(rows):
+        return bg
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    upper = _surface(model.coeffs, x, y[r0:r1])
+    lower = _surface(model.lower, x, y[r0:r1])
+    d = upper - lower
+    t = np.einsum("ijc,ijc->ij", img[r0:r1] - lower, d) / np.maximum(np.einsum("ijc,ijc->ij", d, d), 1.0)
+    blend = lower + np.clip(t, 0.0, 1.0)[:, :, None] * d
+    sigma = np.maximum(model.noise, 1.5)
+    closer = (np.abs((img[r0:r1] - blend) / sigma).max(axis=2) < 4.0) & near[r0:r1]
+    out = bg.copy()
+    out[r0:r1][closer] = blend[closer]
+    return out
+
+
 def _find_horizon(
     image: np.ndarray, b: int
 ) -> tuple[tuple[float, float], float] | None:
@@ -377,7 +409,7 @@ class GraphCutSegmenter:
         small, factor = downscale_to_pixels(full, work_pixels)
         model = fit_background(small, border_fraction=border_fraction)
         small_f = small.astype(np.float32)
-        bg_small = model.evaluate(width=small.shape[1], height=small.shape[0])
+        bg_small = _blend_at_horizon(small_f, model.evaluate(width=small.shape[1], height=small.shape[0]), model)
         evidence = self._evidence(small_f, bg_small, model)
         seeds, leak_ratio = self._seeds(evidence)
         mask_small = self._graph_cut(small, seeds)

@@ -19,7 +19,13 @@ from generation.segmentation import (
 from generation.lock import ProductLayer, backdrop_fill, composite_locked
 from generation.preflight import check_edge_halo
 from generation.segmentation.base import lock_mask_from_alpha
-from generation.segmentation.graphcut import GraphCutSegmenter, _edge_uncertainty, fit_background
+from generation.segmentation.graphcut import (
+    BackgroundModel,
+    GraphCutSegmenter,
+    _blend_at_horizon,
+    _edge_uncertainty,
+    fit_background,
+)
 
 W, H = 320, 240
 
@@ -253,6 +259,28 @@ def test_the_background_model_finds_a_horizon_and_fits_each_side() -> None:
     assert float(np.median(np.abs(fitted - photo.astype(np.float32))[backdrop])) <= 3.0
     # A plain gradient has none.
     assert fit_background(_photo(_texture(6), _bottle_alpha(), _backdrop("gradient"))).horizon is None
+
+
+def test_the_horizon_transition_is_taken_from_the_photo_where_the_fitted_line_is_off() -> None:
+    h, w = 200, 300
+    wall, table = np.array([225.0, 222.0, 215.0]), np.array([180.0, 160.0, 130.0])
+    photo = np.where((np.arange(h) < 101)[:, None, None], wall, table) + np.zeros((h, w, 3))
+    photo[:, 200:220] = [40.0, 90.0, 160.0]  # a blue product crossing the line
+    coeffs = lambda c: np.vstack([c, np.zeros((5, 3))])  # noqa: E731 (flat surfaces)
+    # The fitted line sits 3 rows above the photo's own, with a soft ramp.
+    model = BackgroundModel(
+        coeffs=coeffs(wall), noise=np.full(3, 1.0, np.float32), inlier_fraction=1.0,
+        lower=coeffs(table), horizon=(0.49, 0.49), horizon_width=0.01,
+    )
+    photo = photo.astype(np.float32)
+    modelled = model.evaluate(width=w, height=h)
+    assert np.abs(modelled - photo)[95:105, :200].max() > 20  # the line is off
+
+    blended = _blend_at_horizon(photo, modelled, model)
+
+    assert np.abs(blended - photo)[90:110, :200].max() < 1.0
+    # The product is no blend of wall and table: it keeps the modelled background.
+    assert np.array_equal(blended[:, 200:220], modelled[:, 200:220])
 
 
 def test_the_lock_mask_leaves_out_the_matte_outline() -> None:
