@@ -106,6 +106,9 @@ GLOW_MAX_SHARP_SHARE = 0.1
 #: anywhere in the matte's soft ramp) the cutout is noted ``soft-edges``: a mask whose edge
 #: position alone may cost 5 % IoU cannot be promised at 0.95.
 MAX_EDGE_UNCERTAINTY = 0.05
+#: A cast shadow inside the mask is dropped only where at least this share of its area (holes
+#: closed) is shadow or backdrop.
+CAST_SHADOW_MIN_SOLIDITY = 0.95
 #: A region inside the mask made of backdrop and shadow-of-backdrop pixels is opened as a gap
 #: when at least this share of it is plain backdrop.
 GAP_MIN_BACKDROP_SHARE = 0.5
@@ -321,6 +324,7 @@ class _Evidence:
     bg_exact: np.ndarray
     lit_exact: np.ndarray
     shadow_like: np.ndarray
+    gain: np.ndarray
     strong: np.ndarray
     sharp: np.ndarray
     core: np.ndarray
@@ -475,7 +479,7 @@ class GraphCutSegmenter:
         # The backdrop a little more lit than the fitted surface (a light falling off faster
         # than a quadratic), of its hue: what a gap near a hot spot shows.
         lit_exact = (cdist < 2.5) & (k >= 1.0) & (k < 1.15)
-        return _Evidence(bg_like, bg_exact, lit_exact, shadow_like, strong, sharp, core, barrier)
+        return _Evidence(bg_like, bg_exact, lit_exact, shadow_like, k.astype(np.float32), strong, sharp, core, barrier)
 
     @staticmethod
     def _glow(bright: np.ndarray, sharp: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
@@ -641,11 +645,43 @@ class GraphCutSegmenter:
             big = stats[:, cv2.CC_STAT_AREA] >= max(9, int(0.0005 * h * w))
             big[0] = False
             mask = mask & ~big[labels]
+        mask = self._drop_cast_shadow(mask, ev)
         min_area = max(9, int(0.0005 * h * w))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
         keep = stats[:, cv2.CC_STAT_AREA] >= min_area
         keep[0] = False
         return keep[labels]
+
+    @staticmethod
+    def _drop_cast_shadow(mask: np.ndarray, ev: _Evidence) -> np.ndarray:
+        """``mask`` without a cast shadow seen through a gap (between legs, inside a wheel):
+        shadow that continues outside the mask with no sharp edge between and lies mostly
+        outside it. The part inside must be solid shadow (a pale print whose speckles read as
+        shadow next to the product's own contact shadow is not) and as dark as the part
+        outside (a grey product meeting its contact shadow is a different grey)."""
+        h, w = mask.shape
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(
+            (ev.shadow_like & ~ev.sharp).astype(np.uint8), connectivity=4
+        )
+        if n <= 1:
+            return mask
+        size = stats[:, cv2.CC_STAT_AREA]
+        inside = np.bincount(labels[mask], minlength=n)
+        candidates = np.nonzero((inside >= max(9, int(0.0005 * h * w))) & (inside < 0.5 * size))[0]
+        k5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+        out = mask.copy()
+        for label in candidates[candidates > 0]:
+            x, y, bw, bh = stats[label, :4]
+            box = (slice(max(0, y - 3), y + bh + 3), slice(max(0, x - 3), x + bw + 3))
+            member, in_mask = labels[box] == label, mask[box]
+            part = member & in_mask
+            solid = cv2.morphologyEx(part.astype(np.uint8), cv2.MORPH_CLOSE, k5).astype(bool)
+            shade = (ev.shadow_like | ev.bg_like)[box][solid]
+            gain = ev.gain[box]
+            same_shade = abs(float(np.median(gain[part])) - float(np.median(gain[member & ~in_mask]))) < 0.05
+            if same_shade and float(shade.mean()) >= CAST_SHADOW_MIN_SOLIDITY:
+                out[box] &= ~part
+        return out
 
     def _refine_full(
         self,
@@ -764,18 +800,24 @@ class GraphCutSegmenter:
         trust = chans[2]
 
         img = tile.astype(np.float32)
-        a_kb, contrast = known_background_alpha(img, f_t, b_t)
-        low = np.clip(3.0 * noise / np.maximum(contrast, 1.0), 0.03, 0.3)
-        a_kb = np.clip((a_kb - low) / (1.0 - 2.0 * low), 0.0, 1.0)
-        pixel_trust = np.clip((contrast - c0) / (c0 + 8.0), 0.0, 1.0) * trust
-
         grey = img.mean(axis=2) / 255.0
         a_gf = guided_filter(grey, coarse, radius, 1e-4)
         a_gf = snap_alpha(a_gf, 0.25, 0.75)
 
-        a_t = pixel_trust * a_kb + (1.0 - pixel_trust) * a_gf
-        f_dec = decontaminate(img, a_t, b_t, f_t)
-        f_out = np.clip(np.rint(f_dec), 0, 255).astype(np.uint8)
+        # The per-pixel solution only where it is written back: the boundary band's pixels,
+        # as an (N, 1, 3) column (the matting helpers work on any (H, W, 3)).
+        band_img, band_f, band_b = img[band_t][:, None], f_t[band_t][:, None], b_t[band_t][:, None]
+        a_kb, contrast = known_background_alpha(band_img, band_f, band_b)
+        low = np.clip(3.0 * noise / np.maximum(contrast, 1.0), 0.03, 0.3)
+        a_kb = np.clip((a_kb - low) / (1.0 - 2.0 * low), 0.0, 1.0)
+        pixel_trust = np.clip((contrast - c0) / (c0 + 8.0), 0.0, 1.0) * trust[band_t][:, None]
+        a_band = pixel_trust * a_kb + (1.0 - pixel_trust) * a_gf[band_t][:, None]
+        f_band = decontaminate(band_img, a_band, band_b, band_f)
+
+        a_t = np.zeros((th, tw), np.float32)
+        a_t[band_t] = a_band[:, 0]
+        f_out = tile.copy()
+        f_out[band_t] = np.clip(np.rint(f_band[:, 0]), 0, 255).astype(np.uint8)
         # A boundary pixel may be locked only where the colour solution is trusted, or well
         # inside the edge-snapped mask: that mask comes from the working resolution and can
         # sit a few pixels off on a busy print (where the colour solution is not trusted
@@ -785,8 +827,9 @@ class GraphCutSegmenter:
         solid_gf = cv2.erode(
             (a_gf >= 0.98).astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
         ).astype(bool)
-        lock_t = (pixel_trust >= 0.9) | (solid_gf & (not strict_lock))
-        return a_t.astype(np.float32), f_out, band_t, lock_t
+        lock_t = solid_gf & (not strict_lock)
+        lock_t[band_t] |= pixel_trust[:, 0] >= 0.9
+        return a_t, f_out, band_t, lock_t
 
 
 #: A glossy floor's reflection is the product mirrored about its base and faded: a pixel below

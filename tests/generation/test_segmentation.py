@@ -524,3 +524,45 @@ def test_a_thin_product_with_soft_edges_is_not_called_confident(graphcut) -> Non
 
     assert _edge_uncertainty(result.alpha) > 0.05
     assert "soft-edges" in result.notes and result.confident is False
+
+
+
+def _evidence_with_shadow(gain_inside: float, speckled: bool = False):
+    """Evidence for a 100 x 100 frame: a mask whose right part (x 40-60) is shadow-coloured,
+    touching a cast shadow outside the mask (x 60-100) with no sharp edge between."""
+    from generation.segmentation.graphcut import _Evidence
+
+    h = w = 100
+    mask = np.zeros((h, w), bool)
+    mask[20:80, 10:60] = True
+    shadow = np.zeros((h, w), bool)
+    shadow[30:70, 40:100] = True
+    gain = np.ones((h, w), np.float32)
+    gain[shadow] = 0.6
+    gain[30:70, 40:60] = gain_inside
+    if speckled:
+        shadow[30:70:3, 40:60:3] = False  # print between the shadow-coloured pixels
+    none = np.zeros((h, w), bool)
+    ev = _Evidence(
+        bg_like=~mask & ~shadow, bg_exact=~mask & ~shadow, lit_exact=none, shadow_like=shadow,
+        gain=gain, strong=mask & ~shadow, sharp=none, core=mask & ~shadow, barrier=mask,
+    )
+    return mask, ev
+
+
+def test_a_cast_shadow_inside_the_mask_that_continues_outside_it_is_dropped() -> None:
+    mask, ev = _evidence_with_shadow(gain_inside=0.6)
+
+    out = GraphCutSegmenter._drop_cast_shadow(mask, ev)
+
+    assert not out[30:70, 40:60].any()  # the shadow seen through the gap is gone
+    assert out[20:80, 10:40].all() and out[20:30, 40:60].all()  # the product stays
+
+
+@pytest.mark.parametrize(("gain_inside", "speckled"), [(0.8, False), (0.6, True)])
+def test_a_grey_or_printed_part_next_to_its_contact_shadow_is_kept(gain_inside: float, speckled: bool) -> None:
+    # A grey product meets its contact shadow (a different grey), or a pale print's speckles
+    # read as shadow: neither is a cast shadow.
+    mask, ev = _evidence_with_shadow(gain_inside=gain_inside, speckled=speckled)
+
+    assert np.array_equal(GraphCutSegmenter._drop_cast_shadow(mask, ev), mask)
