@@ -69,6 +69,7 @@ class Case:
     tone: str = "normal"  # "normal", "white", "dark"
     shadow: float = 0.45
     reflection: float = 0.0  # opacity of a mirrored reflection under the product (glossy floor)
+    edge_blur: float = 0.0  # a soft (defocused) outline: Gaussian sigma as a share of the short side
 
 
 CASES: tuple[Case, ...] = (
@@ -103,7 +104,8 @@ HELDOUT_CASES: tuple[Case, ...] = (
 
 #: Synthetic studio setups modelled on what studio backdrops do (not on any photo of the real
 #: set): a wall meeting a table top (a horizon behind the product), a light's hot spot on warm
-#: paper, saturated coloured paper, a dark velvet backdrop, a glossy floor with a reflection.
+#: paper, saturated coloured paper, a dark velvet backdrop, a glossy floor with a reflection,
+#: and three products whose outline is soft (out of focus), where the true edge is mid-ramp.
 #: The confident flag's rules are checked here, on failures whose cause is known. ``--set studio``.
 STUDIO_CASES: tuple[Case, ...] = (
     Case("bottle-coffee-wall-table", "bottle", "coffee", "wall-table"),
@@ -116,6 +118,9 @@ STUDIO_CASES: tuple[Case, ...] = (
     Case("box-page-black-velvet", "box", "page", "black-velvet", shadow=0.0),
     Case("bottle-coffee-glossy", "bottle", "coffee", "white", shadow=0.2, reflection=0.3),
     Case("mug-coins-glossy", "mug", "coins", "white", shadow=0.2, reflection=0.3),
+    Case("box-page-black-velvet-soft", "box", "page", "black-velvet", shadow=0.0, edge_blur=0.004),
+    Case("tube-brick-red-paper-soft", "tube", "brick", "red-paper", edge_blur=0.004),
+    Case("bottle-coffee-white-soft", "bottle", "coffee", "white", edge_blur=0.004),
 )
 
 
@@ -230,6 +235,8 @@ def make_case(case: Case, size: tuple[int, int], seed: int = 0) -> tuple[np.ndar
     w, h = size
     rng = np.random.default_rng(seed)
     alpha = _silhouette(case.shape, w, h)
+    if case.edge_blur > 0:
+        alpha = np.clip(cv2.GaussianBlur(alpha, (0, 0), case.edge_blur * min(w, h)), 0.0, 1.0)
     ys, xs = np.nonzero(alpha > 0)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     product = np.zeros((h, w, 3), np.float32)

@@ -109,6 +109,12 @@ MAX_EDGE_UNCERTAINTY = 0.05
 #: A cast shadow inside the mask is dropped only where at least this share of its area (holes
 #: closed) is shadow or backdrop.
 CAST_SHADOW_MIN_SOLIDITY = 0.95
+#: Product and backdrop colours for the boundary's matte are sampled this many working pixels
+#: inside and outside the mask's edge.
+COLOUR_SAMPLE_INSET = 2
+#: How much the product's local colour spread (over the product/backdrop contrast) lowers the
+#: matte's reliance on the per-pixel solution (the lock's certification uses 2.5).
+MATTE_SPREAD_WEIGHT = 1.0
 #: A region inside the mask made of backdrop and shadow-of-backdrop pixels is opened as a gap
 #: when at least this share of it is plain backdrop.
 GAP_MIN_BACKDROP_SHARE = 0.5
@@ -703,9 +709,13 @@ class GraphCutSegmenter:
         # colour from nearby background (this includes a cast shadow, so the shadow does not
         # read as partial product), falling back to the global model where none is near.
         interior = cv2.erode(m8, _K3).astype(bool)
-        exterior = cv2.erode(1 - m8, _K3).astype(bool)
-        f_local, f_support = normalized_blur(small_f, interior, 2.0)
-        b_local, b_support = normalized_blur(small_f, exterior, 2.0)
+        # Colours are sampled past the edge's own ramp: a soft edge's partial pixels pulled the
+        # product colour towards the backdrop, and every alpha of the ramp came out too high
+        # (the outline drifted outwards by about a third of the blur on the synthetic sets).
+        f_source = cv2.erode(m8, _K3, iterations=COLOUR_SAMPLE_INSET).astype(bool)
+        b_source = cv2.erode(1 - m8, _K3, iterations=COLOUR_SAMPLE_INSET).astype(bool)
+        f_local, f_support = normalized_blur(small_f, f_source, 2.5)
+        b_local, b_support = normalized_blur(small_f, b_source, 2.5)
         tb = np.clip(b_support / 0.2, 0.0, 1.0)[:, :, None]
         b_small = tb * b_local + (1.0 - tb) * bg_model_small
         noise = float(model.noise.mean())
@@ -718,10 +728,15 @@ class GraphCutSegmenter:
         # mean; on a busy print the true colour can sit anywhere in the local spread, so the
         # solution is trusted only where that spread is small against the product/background
         # contrast (otherwise a half-covered pixel can come out fully opaque and get locked).
-        f_sq, _ = normalized_blur(small_f * small_f, interior, 2.0)
+        f_sq, _ = normalized_blur(small_f * small_f, f_source, 2.5)
         f_spread = np.sqrt(np.maximum(f_sq - f_local * f_local, 0.0).sum(axis=2))
-        spread_trust = np.clip(1.0 - 2.5 * f_spread / np.maximum(contrast_small, 1.0), 0.0, 1.0)
-        alpha_trust = np.clip(f_support / 0.2, 0.0, 1.0) * spread_trust
+        spread = f_spread / np.maximum(contrast_small, 1.0)
+        support_trust = np.clip(f_support / 0.2, 0.0, 1.0)
+        alpha_trust = support_trust * np.clip(1.0 - 2.5 * spread, 0.0, 1.0)
+        # The matte itself leans on the solution more than the lock does: the alternative, the
+        # working mask snapped to the photo's edges, sits where the coarse cut put the edge,
+        # outside the middle of a soft edge (the outline drifted outwards on blurred edges).
+        matte_trust = support_trust * np.clip(1.0 - MATTE_SPREAD_WEIGHT * spread, 0.0, 1.0)
 
         boundary = m8.astype(bool) & ~interior
         sharp_near = cv2.dilate(ev.sharp.astype(np.uint8), _K3).astype(bool)
@@ -743,7 +758,7 @@ class GraphCutSegmenter:
         groups = [
             np.ascontiguousarray(np.dstack([f_local, m8]).astype(np.float32)),
             np.ascontiguousarray(np.dstack([b_small, band_small]).astype(np.float32)),
-            np.ascontiguousarray(alpha_trust.astype(np.float32)),
+            np.ascontiguousarray(np.dstack([alpha_trust, matte_trust]).astype(np.float32)),
         ]
         radius = max(2, int(round(0.75 / factor)))
         for ty in range(0, H, _TILE):
@@ -797,7 +812,7 @@ class GraphCutSegmenter:
         ]
         f_t, coarse = chans[0][:, :, 0:3], chans[0][:, :, 3]
         b_t, band_t = chans[1][:, :, 0:3], chans[1][:, :, 3] > 0.01
-        trust = chans[2]
+        trust, matte_trust = chans[2][:, :, 0], chans[2][:, :, 1]
 
         img = tile.astype(np.float32)
         grey = img.mean(axis=2) / 255.0
@@ -810,8 +825,10 @@ class GraphCutSegmenter:
         a_kb, contrast = known_background_alpha(band_img, band_f, band_b)
         low = np.clip(3.0 * noise / np.maximum(contrast, 1.0), 0.03, 0.3)
         a_kb = np.clip((a_kb - low) / (1.0 - 2.0 * low), 0.0, 1.0)
-        pixel_trust = np.clip((contrast - c0) / (c0 + 8.0), 0.0, 1.0) * trust[band_t][:, None]
-        a_band = pixel_trust * a_kb + (1.0 - pixel_trust) * a_gf[band_t][:, None]
+        contrast_trust = np.clip((contrast - c0) / (c0 + 8.0), 0.0, 1.0)
+        pixel_trust = contrast_trust * trust[band_t][:, None]
+        blend = contrast_trust * matte_trust[band_t][:, None]
+        a_band = blend * a_kb + (1.0 - blend) * a_gf[band_t][:, None]
         f_band = decontaminate(band_img, a_band, band_b, band_f)
 
         a_t = np.zeros((th, tw), np.float32)
