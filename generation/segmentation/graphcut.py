@@ -66,7 +66,7 @@ is exactly the backdrop's colour, and a window that shows the plain backdrop bec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -424,9 +424,22 @@ class GraphCutSegmenter:
         seeds, leak_ratio = self._seeds(evidence)
         mask_small = self._graph_cut(small, seeds)
         mask_small = self._clean(mask_small, evidence)
-        mask_small, reflection = _drop_reflection(
-            mask_small, small_f, bg_small, float(model.noise.mean())
-        )
+        cut, reflection = _drop_reflection(mask_small, small_f, bg_small, float(model.noise.mean()))
+        if reflection:
+            # The reflection was product evidence for the seeds (it can even make the outline
+            # look open and fill the hull of product and mirror image): cut again with it as
+            # backdrop.
+            mirror = cv2.dilate((mask_small & ~cut).astype(np.uint8), _K3).astype(bool)
+            evidence = replace(
+                evidence,
+                bg_like=evidence.bg_like | mirror, bg_exact=evidence.bg_exact | mirror,
+                strong=evidence.strong & ~mirror, sharp=evidence.sharp & ~mirror,
+                core=evidence.core & ~mirror, barrier=evidence.barrier & ~mirror,
+            )
+            seeds, leak_ratio = self._seeds(evidence)
+            mask_small = self._clean(self._graph_cut(small, seeds), evidence) & ~mirror
+        else:
+            mask_small = cut
         return small, factor, model, small_f, bg_small, evidence, mask_small, leak_ratio, reflection
 
     def _perturbed_mask(self, full: np.ndarray) -> np.ndarray:
