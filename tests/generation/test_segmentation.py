@@ -437,19 +437,21 @@ def test_a_cutout_that_moves_when_cut_again_is_unstable_and_not_confident(graphc
     from generation.segmentation import graphcut as graphcut_module
     from generation.segmentation.graphcut import STABLE_IOU, _mask_iou
 
-    # Without its horizon the background model cannot explain a wall meeting a table: the
-    # mask rests on a guess, and moves when cut again.
-    monkeypatch.setattr(graphcut_module, "_find_horizon", lambda image, b: None)
+    # A cut resting on a guess: the horizon is found at the working resolution but not on the
+    # coarser grid of the re-cut, whose background model then cannot explain the wall.
+    find_horizon = graphcut_module._find_horizon
+    coarse = lambda image, b: None if image.shape[1] < 300 else find_horizon(image, b)  # noqa: E731
+    monkeypatch.setattr(graphcut_module, "_find_horizon", coarse)
     photo, alpha = _bench_case("box-chelsea-wall-table", size=(900, 1200))
     result = graphcut.segment(photo)
     working = graphcut._working_mask(photo, graphcut.work_pixels, 0.03)[6]
 
+    assert working.shape[1] >= 300 and graphcut._perturbed_mask(photo).shape[1] < 300
     assert _mask_iou(working, graphcut._perturbed_mask(photo)) < STABLE_IOU
-    assert _iou(result, alpha) < 0.9
     assert "unstable" in result.notes and result.confident is False
-    # The check is its own signal: without it the note goes, the faint outline's stays.
+    # The check is its own signal: without it the note goes.
     unchecked = GraphCutSegmenter(check_stability=False).segment(photo)
-    assert "unstable" not in unchecked.notes and "weak-edges" in unchecked.notes
+    assert "unstable" not in unchecked.notes
 
 
 def test_a_reflection_on_a_glossy_floor_is_taken_out_and_noted(graphcut) -> None:
