@@ -14,7 +14,8 @@ How it works (each step at the resolution where it is cheap enough):
    are all "plain"); the residuals give a per-channel noise level. Border pixels that the
    product covers are rejected as outliers. Where the left and right strips show the same
    colour step at about the same height (a wall meeting a table top) the strip is split at
-   that straight horizon and a surface is fitted on each side, with a ramp between them.
+   that straight horizon and a surface is fitted on each side, with a ramp between them;
+   near the line each pixel's background is the blend of the two that matches it best.
 3. **Evidence.** Every pixel is compared with the model twice: total distance, and distance
    after the best brightness scaling of the background (``I ~ k B``). A cast shadow is darker
    background with the same chroma (small scaled distance, ``k < 1``) so it is *not* product
@@ -33,9 +34,12 @@ How it works (each step at the resolution where it is cheap enough):
    backdrop would be over-filled, so a person looks at them.
 5. **Graph cut.** ``cv2.grabCut`` refines the seeds on a crop around the product. Regions of
    the mask that are statistically the backdrop (background showing between legs, spokes or
-   wings, which the seeds' sealed barrier closed) are opened again. A glossy floor's
+   wings, which the seeds' sealed barrier closed; also backdrop crossed by a shadow or lit a
+   little more than the fitted surface) are opened again, and a cast shadow seen through a
+   gap (:meth:`GraphCutSegmenter._drop_cast_shadow`) is dropped. A glossy floor's
    reflection, the product mirrored about its base and faded (:func:`_drop_reflection`), is
-   taken out and noted ``reflection-removed``.
+   taken out and noted ``reflection-removed``, and the mask is cut again with the mirror
+   image as backdrop.
 6. **Full-resolution boundary band.** Only tiles crossed by the boundary are visited at full
    resolution: local background (shadow included) and product colours are interpolated from
    the working resolution and the matte is solved per pixel from the compositing equation
