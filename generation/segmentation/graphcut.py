@@ -248,7 +248,7 @@ def _blend_at_horizon(img: np.ndarray, bg: np.ndarray, model: BackgroundModel) -
     upper = _surface(model.coeffs, x, y[r0:r1])
     lower = _surface(model.lower, x, y[r0:r1])
     d = upper - lower
-    t = np.einsum("ijc,ijc->ij", img[r0:r1] - lower, d) / np.maximum(np.einsum("ijc,ijc->ij", d, d), 1.0)
+    t = np.einsum("ijc,ijc->ij", img[r0:r1] - lower, d) / np.maximum(_sq_norm(d), 1.0)
     blend = lower + np.clip(t, 0.0, 1.0)[:, :, None] * d
     sigma = np.maximum(model.noise, 1.5)
     closer = (np.abs((img[r0:r1] - blend) / sigma).max(axis=2) < 4.0) & near[r0:r1]
@@ -512,7 +512,10 @@ class GraphCutSegmenter:
         # The backdrop a little more lit than the fitted surface (a light falling off faster
         # than a quadratic), of its hue: what a gap near a hot spot shows.
         lit_exact = (cdist < 2.5) & (k >= 1.0) & (k < 1.15)
-        return _Evidence(bg_like, bg_exact, lit_exact, shadow_like, k.astype(np.float32), strong, sharp, core, barrier)
+        return _Evidence(
+            bg_like=bg_like, bg_exact=bg_exact, lit_exact=lit_exact, shadow_like=shadow_like,
+            gain=k.astype(np.float32), strong=strong, sharp=sharp, core=core, barrier=barrier,
+        )
 
     @staticmethod
     def _glow(bright: np.ndarray, sharp: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
@@ -569,13 +572,7 @@ class GraphCutSegmenter:
         product = ev.barrier | filled
 
         # Isolated specks of evidence (dust, a paper seam fragment) are not the product.
-        min_area = max(9, int(0.0005 * h * w))
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(
-            product.astype(np.uint8), connectivity=8
-        )
-        keep = stats[:, cv2.CC_STAT_AREA] >= min_area
-        keep[0] = False
-        product = keep[labels]
+        product = _large_components(product, _min_area(product), connectivity=8)
 
         # Where an outline fades out (a white box meeting a contact shadow of its own tone)
         # the flood leaks inside. Sealing gaps up to 8 % of the frame finds such interiors;
@@ -652,7 +649,6 @@ class GraphCutSegmenter:
         return out
 
     def _clean(self, mask: np.ndarray, ev: _Evidence) -> np.ndarray:
-        h, w = mask.shape
         # Fill holes that are not background-coloured islands (a handle's hole stays open).
         inv = ~mask
         n, labels = cv2.connectedComponents(inv.astype(np.uint8), connectivity=4)
@@ -665,25 +661,16 @@ class GraphCutSegmenter:
         _, fill = self._islands(holes, ev.bg_exact)
         mask = mask | fill
         # Background showing through gaps the graph cut closed (between legs, spokes, wings):
-        # regions of the mask that are the backdrop, or the backdrop with a shadow across
-        # less than half of it (a white product lit darker than its sweep reads as shadow, but
-        # has no plain-backdrop half).
+        # regions of the mask that are the backdrop, then those that are backdrop with a
+        # shadow across less than half of them (a white product lit darker than its sweep
+        # reads as shadow, but has no plain-backdrop half).
+        min_area = _min_area(mask)
         backdrop = ev.bg_exact | ev.lit_exact
-        for region, share in (
-            (backdrop & ~ev.sharp, 0.7),
-            (backdrop | ev.shadow_like, GAP_MIN_BACKDROP_SHARE),
-        ):
-            gaps, _ = self._islands(mask & region, backdrop, share=share)
-            n, labels, stats, _ = cv2.connectedComponentsWithStats(gaps.astype(np.uint8), connectivity=4)
-            big = stats[:, cv2.CC_STAT_AREA] >= max(9, int(0.0005 * h * w))
-            big[0] = False
-            mask = mask & ~big[labels]
+        mask = mask & ~_large_components(mask & backdrop & ~ev.sharp, min_area)
+        gaps, _ = self._islands(mask & (backdrop | ev.shadow_like), backdrop, share=GAP_MIN_BACKDROP_SHARE)
+        mask = mask & ~_large_components(gaps, min_area)
         mask = self._drop_cast_shadow(mask, ev)
-        min_area = max(9, int(0.0005 * h * w))
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        keep = stats[:, cv2.CC_STAT_AREA] >= min_area
-        keep[0] = False
-        return keep[labels]
+        return _large_components(mask, min_area, connectivity=8)
 
     @staticmethod
     def _drop_cast_shadow(mask: np.ndarray, ev: _Evidence) -> np.ndarray:
@@ -692,7 +679,6 @@ class GraphCutSegmenter:
         outside it. The part inside must be solid shadow (a pale print whose speckles read as
         shadow next to the product's own contact shadow is not) and within the darkness range
         of the part outside (a grey product meeting its contact shadow is a different grey)."""
-        h, w = mask.shape
         n, labels, stats, _ = cv2.connectedComponentsWithStats(
             (ev.shadow_like & ~ev.sharp).astype(np.uint8), connectivity=4
         )
@@ -700,7 +686,7 @@ class GraphCutSegmenter:
             return mask
         size = stats[:, cv2.CC_STAT_AREA]
         inside = np.bincount(labels[mask], minlength=n)
-        candidates = np.nonzero((inside >= max(9, int(0.0005 * h * w))) & (inside < 0.5 * size))[0]
+        candidates = np.nonzero((inside >= _min_area(mask)) & (inside < 0.5 * size))[0]
         k5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
         out = mask.copy()
         for label in candidates[candidates > 0]:
@@ -891,7 +877,6 @@ def _reflection_fit(
     """For a mirror line under row ``axis`` (row ``axis + 1 + d`` mirrors row ``axis - d``):
     the mask pixels below it that a faded mirror image explains, as a ``bool`` array over
     rows ``axis + 1 ..``, and the counts explained / not explained."""
-    h = mask.shape[0]
     below = mask[axis + 1 :]
     rows = np.nonzero(below.any(axis=1))[0]
     depth = min(int(rows[-1]) + 1 if len(rows) else 0, axis + 1)
@@ -902,7 +887,7 @@ def _reflection_fit(
     source = slice(axis, axis - depth if axis - depth >= 0 else None, -1)
     u = img[lower] - bg[lower]
     v = img[source] - bg[lower]
-    vv = np.einsum("ijc,ijc->ij", v, v)
+    vv = _sq_norm(v)
     t = np.clip(np.einsum("ijc,ijc->ij", u, v) / np.maximum(vv, 1.0), 0.0, 1.0)
     residual = np.sqrt(_sq_norm(u - t[:, :, None] * v))
     # Slack for the blur and the JPEG of a real floor, growing with the reflection's strength.
@@ -985,6 +970,19 @@ def _edge_uncertainty(alpha: np.ndarray) -> float:
         np.count_nonzero(solid[1:] != solid[:-1])
     )
     return 0.5 * (np.pi / 4.0) * crossings * width / area
+
+
+def _min_area(mask: np.ndarray) -> int:
+    """The least area of a region worth keeping or opening: 0.05 % of the frame, 9 pixels."""
+    return max(9, int(0.0005 * mask.size))
+
+
+def _large_components(region: np.ndarray, min_area: int, connectivity: int = 4) -> np.ndarray:
+    """The connected components of ``region`` of at least ``min_area`` pixels."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=connectivity)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+    keep[0] = False
+    return keep[labels]
 
 
 def _shape_doubts(mask: np.ndarray) -> list[str]:
